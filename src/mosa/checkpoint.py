@@ -64,7 +64,9 @@ def read_checkpoint_config(path: str | os.PathLike, kind: str | None = None) -> 
     try:
         payload = json.loads(cfg_file.read_text())
     except json.JSONDecodeError as exc:
-        raise MosaError(f"corrupt checkpoint config {cfg_file}: {exc}", "re-train or re-copy it") from exc
+        raise MosaError(
+            f"corrupt checkpoint config {cfg_file}: {exc}", "re-train or re-copy it"
+        ) from exc
     if kind is not None and payload.get("kind") != kind:
         raise MosaError(
             f"{folder} holds a '{payload.get('kind')}' checkpoint, expected '{kind}'",
@@ -76,7 +78,9 @@ def read_checkpoint_config(path: str | os.PathLike, kind: str | None = None) -> 
 def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build dataclass ``cls`` from a dict, ignoring unknown keys (forward compatibility)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names})
+    return cls(
+        **{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    )
 
 
 def load_checkpoint(
@@ -95,7 +99,9 @@ def load_checkpoint(
     return config_from_dict(config_cls, payload["config"]), state, payload
 
 
-def load_stats(path: str | os.PathLike, names: tuple[str, ...] = ("mean", "std")) -> dict[str, np.ndarray]:
+def load_stats(
+    path: str | os.PathLike, names: tuple[str, ...] = ("mean", "std")
+) -> dict[str, np.ndarray]:
     """Load the ``<name>.npy`` arrays stored beside a checkpoint."""
     folder = resolve_checkpoint_dir(path)
     out = {}

@@ -26,7 +26,9 @@ KINEMATIC_CHAINS: tuple[tuple[int, ...], ...] = (
     (9, 13, 16, 18, 20),
 )
 
-PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+PARENTS: tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
+)  # fmt: skip
 
 # Unit direction of each bone (parent -> joint) in the rest pose.
 RAW_OFFSETS = np.array(
@@ -58,3 +60,21 @@ ROT_SLICE = slice(RIC_SLICE.stop, RIC_SLICE.stop + (NUM_JOINTS - 1) * 6)  # 21 x
 VEL_SLICE = slice(ROT_SLICE.stop, ROT_SLICE.stop + NUM_JOINTS * 3)  # 22 local velocities
 CONTACT_SLICE = slice(VEL_SLICE.stop, VEL_SLICE.stop + 4)  # 4 foot contacts
 assert CONTACT_SLICE.stop == FEATURE_DIM
+
+# HumanML3D's target skeleton: every clip is retargeted to these bone lengths (their reference
+# subject 000021). Bone length of joint j = |joint j - parent j| in metres, measured on the
+# released humanml3d-sample/012314_new_joints.npy (already uniformed to this skeleton: the
+# lengths agree over its 170 frames within 2e-6 m) and averaged over frames. Entry 0 is the root.
+BONE_LENGTHS = np.array(
+    [
+        0.0, 0.1030740, 0.1098834, 0.1315682, 0.3936232, 0.3901882, 0.1431902, 0.4324330,
+        0.4256434, 0.0573647, 0.1433818, 0.1494191, 0.2193600, 0.1374868, 0.1433828,
+        0.1030392, 0.1316140, 0.1229844, 0.2568399, 0.2630919, 0.2660118, 0.2698763,
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+# (22, 3) rest-pose offset of each joint from its parent, as HumanML3D's get_offsets_joints.
+TARGET_OFFSETS = RAW_OFFSETS * BONE_LENGTHS[:, None]
+# uniform_skeleton scales the root trajectory by the ratio of right-leg lengths, the sum of these
+# two bones: right thigh (hip -> knee, joint 5) and right shin (knee -> ankle, joint 8).
+LEG_BONES = (5, 8)
