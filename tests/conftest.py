@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,35 @@ def _deterministic():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     yield
+
+
+BANDAI_TAKES = (
+    "dataset-1_walk-left_angry_001",
+    "dataset-1_walk-left_happy_001",
+    "dataset-1_walk-left_sad_001",
+    "dataset-1_bow_normal_001",
+    "dataset-1_run_normal_001",  # 24 frames at 30 fps: too short, skipped
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_tar(shared_data, tmp_path_factory) -> Path:
+    """A tar.xz of 5 real Bandai-Namco takes (set 1 comes first in the archive: fast to find)."""
+    folder = tmp_path_factory.mktemp("bn")
+    wanted = {f"{t}.bvh" for t in BANDAI_TAKES}
+    found = []
+    with tarfile.open(shared_data / "bandai-namco" / "bandai-namco-motion.tar.xz") as tar:
+        for member in tar:
+            if Path(member.name).name in wanted:
+                (folder / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+                found.append(member.name)
+                if len(found) == len(wanted):
+                    break
+    assert len(found) == len(wanted)
+    out = folder / "tiny.tar.xz"
+    with tarfile.open(out, "w:xz") as tar:
+        for name in sorted(wanted):
+            tar.add(
+                folder / name, arcname=f"dataset/Bandai-Namco-Research-Motiondataset-1/data/{name}"
+            )
+    return out

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import BANDAI_TAKES
 from mosa.data import build as build_mod
 from mosa.data.build import build_dataset, feature_groups, mean_std
 from mosa.data.captions import (
@@ -483,38 +484,6 @@ def test_dataset_errors_name_what_is_missing(tmp_path, hml_folder):
 # Build
 
 
-TAKES = (
-    "dataset-1_walk-left_angry_001",
-    "dataset-1_walk-left_happy_001",
-    "dataset-1_walk-left_sad_001",
-    "dataset-1_bow_normal_001",
-    "dataset-1_run_normal_001",  # 24 frames at 30 fps: too short, skipped
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_tar(shared_data, tmp_path_factory) -> Path:
-    """A tar.xz of 5 real Bandai-Namco takes (set 1 comes first in the archive: fast to find)."""
-    folder = tmp_path_factory.mktemp("bn")
-    wanted = {f"{t}.bvh" for t in TAKES}
-    found = []
-    with tarfile.open(shared_data / "bandai-namco" / "bandai-namco-motion.tar.xz") as tar:
-        for member in tar:
-            if Path(member.name).name in wanted:
-                (folder / Path(member.name).name).write_bytes(tar.extractfile(member).read())
-                found.append(member.name)
-                if len(found) == len(wanted):
-                    break
-    assert len(found) == len(wanted)
-    out = folder / "tiny.tar.xz"
-    with tarfile.open(out, "w:xz") as tar:
-        for name in sorted(wanted):
-            tar.add(
-                folder / name, arcname=f"dataset/Bandai-Namco-Research-Motiondataset-1/data/{name}"
-            )
-    return out
-
-
 @pytest.fixture(scope="session")
 def built(tiny_tar, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("built") / "bandai"
@@ -524,7 +493,7 @@ def built(tiny_tar, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_build_writes_the_humanml3d_layout(built):
     out, manifest = built
-    kept = [t for t in TAKES if "run" not in t]
+    kept = [t for t in BANDAI_TAKES if "run" not in t]
     names = sorted(kept + ["M" + t for t in kept])
     assert read_split(out, "all") == names
     assert (out / "raw" / "dataset").is_dir()  # the archive went under raw/

@@ -129,30 +129,48 @@ def _add_module_command(
     p.set_defaults(func=mod.run)
 
 
+TRAINERS = (
+    ("vae", "train the motion tokenizer (CAQ-VAE + MTPS)", "mosa.train.vae"),
+    ("gen", "train the SAR text-to-motion generator", "mosa.train.gen"),
+    ("length", "train the motion-length estimator", "mosa.train.length"),
+    ("evaluator", "train the T2M text-motion evaluator", "mosa.eval.train_evaluator"),
+)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models").add_subparsers(
-        dest="train_command", required=True, metavar="{vae,evaluator}"
+        dest="train_command", required=True, metavar="{" + ",".join(t[0] for t in TRAINERS) + "}"
     )
-    _add_module_command(
-        train, "vae", "train the motion tokenizer (CAQ-VAE + MTPS)", "mosa.train.vae"
-    )
-    _add_module_command(
-        train, "evaluator", "train the T2M text-motion evaluator", "mosa.eval.train_evaluator"
-    )
+    for name, help_text, module in TRAINERS:
+        _add_module_command(train, name, help_text, module)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     _add_module_command(
-        sub, "eval", "T2M metrics (FID, R-Precision, ...) with 95% CIs", "mosa.eval.run"
+        sub, "eval", "T2M metrics (FID, R-Precision, ...) with 95%% CIs", "mosa.eval.run"
+    )
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    _add_module_command(
+        sub, "generate", "generate motion from text (.bvh/.npy/.mp4/.gif)", "mosa.generate"
+    )
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    _add_module_command(
+        sub, "bench", "time text-to-motion generation (ms per motion)", "mosa.bench"
     )
 
 
 BUILDERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_generate,
     _add_data,
     _add_render,
     _add_convert,
     _add_train,
     _add_eval,
+    _add_bench,
 )
 
 
