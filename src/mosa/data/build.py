@@ -390,7 +390,7 @@ def build_dataset(
     source_info = describe_source(source)
     fp = fingerprint(config, source_info)
     if not force and (manifest := _up_to_date(out, fp)) is not None:
-        print(f"{out} is up to date (fingerprint {fp}); pass force=True to rebuild")
+        print(f"{out} is up to date (fingerprint {fp}); rebuild with --force (force=True)")
         return manifest
 
     out.mkdir(parents=True, exist_ok=True)

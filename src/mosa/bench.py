@@ -1,0 +1,277 @@
+"""``mosa bench``: how fast text-to-motion generation runs, and how much memory it takes.
+
+Times the whole pipeline per motion: text encoding, the K = 10 SAR steps with classifier-free
+guidance (conditional and unconditional in one doubled batch), decoding the latent to features
+and recovering joints; reported with and without the text encoding, at batch 1 and 32 by
+default, under ``torch.inference_mode``. ``--random-init`` builds a pipeline with random weights
+at a chosen transformer size (no checkpoint needed), e.g. MoMask's 384-d, 8 layers, 6 heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from mosa.errors import MosaError
+
+PROMPTS = (
+    "a person walks forward and then turns around",
+    "someone jumps up and down twice",
+    "a man waves with his right hand",
+    "the person kicks with the left leg, then steps back",
+    "a woman dances happily, spinning in a circle",
+    "a person crouches down and picks something up from the floor",
+    "someone runs in a circle",
+    "a person bows politely",
+)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def prompts_for(batch: int, salt: int = 0) -> list[str]:
+    """``batch`` distinct prompts (numbered, so a text cache never hits across repeats)."""
+    return [f"{PROMPTS[i % len(PROMPTS)]} ({salt}.{i})" for i in range(batch)]
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def count(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def random_pipeline(
+    dim: int = 384,
+    layers: int = 8,
+    heads: int = 6,
+    ff: int = 1024,
+    *,
+    text_encoder: str = "minilm",
+    vae_config=None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+):
+    """A ``Pipeline`` with random weights: SAR of the given size, a default-size CAQ-VAE."""
+    from mosa.generate import Pipeline
+    from mosa.models.sar import SARConfig, SARTransformer
+    from mosa.models.text import load_text_encoder
+    from mosa.models.vae import CAQVAE, VAEConfig
+
+    torch.manual_seed(seed)
+    enc = load_text_encoder(text_encoder, device)
+    vcfg = vae_config or VAEConfig()
+    vae = CAQVAE(vcfg)
+    sar = SARTransformer(
+        SARConfig(
+            codebook_size=vcfg.codebook_size,
+            code_dim=vcfg.code_dim,
+            num_scales=vcfg.num_scales,
+            text_dim=enc.dim,
+            text_encoder=text_encoder,
+            dim=dim,
+            layers=layers,
+            heads=heads,
+            ff=ff,
+        )
+    )
+    mean, std = torch.zeros(vcfg.feature_dim), torch.ones(vcfg.feature_dim)
+    return Pipeline(sar.to(device), vae.to(device), mean.numpy(), std.numpy(), enc)
+
+
+def time_stages(
+    run_once: Callable[[int], dict[str, float]], repeats: int, warmup: int
+) -> dict[str, float]:
+    """Median of each stage's milliseconds over ``repeats`` calls after ``warmup`` calls."""
+    for i in range(warmup):
+        run_once(-1 - i)
+    samples = [run_once(r) for r in range(repeats)]
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+
+
+@torch.inference_mode()
+def bench_pipeline(
+    pipe, batch: int, frames: int, *, cfg: float = 3.0, repeats: int = 5, warmup: int = 1
+) -> dict[str, Any]:
+    """Stage timings (ms, medians) of generating ``batch`` motions of ``frames`` frames."""
+    from mosa.generate import _joints, generate_tokens
+
+    dev = pipe.device
+    n_tok = pipe.frames_for(frames=frames)
+    n = torch.full((batch,), n_tok, dtype=torch.long)
+
+    def once(r: int) -> dict[str, float]:
+        texts = prompts_for(batch, r)
+        pipe.text_encoder.clear_cache()
+        sync(dev)
+        t0 = time.perf_counter()
+        feats, mask, pooled = pipe.text_encoder.encode_with_pooled(texts)
+        sync(dev)
+        t1 = time.perf_counter()
+        cond = pipe.sar.condition(feats, mask, pooled, n.to(dev))
+        gens = [torch.Generator(device=dev).manual_seed(i) for i in range(batch)]
+        _, f_hat = generate_tokens(
+            pipe.sar, pipe.vae.quantizer, cond, cfg=cfg, top_p=0.95, generators=gens
+        )
+        sync(dev)
+        t2 = time.perf_counter()
+        features = pipe.decode_latent(f_hat, n)
+        for f in features:
+            _joints(f)
+        sync(dev)
+        t3 = time.perf_counter()
+        return {"text_ms": 1e3 * (t1 - t0), "sar_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2)}
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    rss0 = max_rss_mb()
+    t = time_stages(once, repeats, warmup)
+    total = t["text_ms"] + t["sar_ms"] + t["decode_ms"]
+    out = {
+        "batch": batch,
+        "frames": n_tok * pipe.unit,
+        "cfg": cfg,
+        **{k: round(v, 3) for k, v in t.items()},
+        "ms_per_motion": round(total / batch, 3),
+        "ms_per_motion_no_text": round((total - t["text_ms"]) / batch, 3),
+        "peak_rss_delta_mb": round(max_rss_mb() - rss0, 1),
+    }
+    if dev.type == "cuda":
+        out["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    return out
+
+
+def parameter_counts(pipe) -> dict[str, int]:
+    return {
+        "sar": count(pipe.sar),
+        "vae": count(pipe.vae),
+        "vae_decoder": count(pipe.vae.decoder) + count(pipe.vae.quantizer),
+        "text_encoder": count(pipe.text_encoder),
+    }
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[1, 32], help="batch sizes to time (default 1 32)"
+    )
+    parser.add_argument("--frames", type=int, default=196, help="motion length (default 196)")
+    parser.add_argument("--cfg", type=float, default=3.0, help="guidance scale (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per batch size")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument(
+        "--checkpoint", default=None, help="checkpoint folder (default checkpoints/)"
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="random weights at --dim/--layers/--heads/--ff (no checkpoint)",
+    )
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--heads", type=int, default=6)
+    parser.add_argument("--ff", type=int, default=1024)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from mosa.generate import default_device, load
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if any(b < 1 for b in args.batch) or args.repeats < 1:
+        raise MosaError("--batch and --repeats must be >= 1", "e.g. --batch 1 32 --repeats 5")
+    device = torch.device(args.device) if args.device else default_device()
+    if args.random_init:
+        if args.dim % args.heads:
+            raise MosaError(
+                f"--dim {args.dim} is not divisible by --heads {args.heads}",
+                "pick a dim that is a multiple of heads",
+            )
+        pipe = random_pipeline(args.dim, args.layers, args.heads, args.ff, device=device)
+    else:
+        pipe = load(args.checkpoint, device)
+    results = [
+        bench_pipeline(pipe, b, args.frames, cfg=args.cfg, repeats=args.repeats, warmup=args.warmup)
+        for b in args.batch
+    ]
+    return {
+        "model": "random-init" if args.random_init else "checkpoint",
+        "sar_config": {k: getattr(pipe.sar.config, k) for k in ("dim", "layers", "heads", "ff")},
+        "parameters": parameter_counts(pipe),
+        "environment": environment(device),
+        "results": results,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    p, c = report["parameters"], report["sar_config"]
+    lines = [
+        f"mosa bench ({report['model']}; SAR {c['dim']}-d, {c['layers']} layers, {c['heads']} "
+        f"heads, ff {c['ff']}; {report['environment']['device']}, "
+        f"{report['environment']['threads']} threads)",
+        f"parameters: SAR {p['sar'] / 1e6:.2f} M, VAE {p['vae'] / 1e6:.2f} M "
+        f"(decoder+quantizer {p['vae_decoder'] / 1e6:.2f} M), text encoder "
+        f"{p['text_encoder'] / 1e6:.2f} M",
+        f"{'batch':>5} {'frames':>6} {'ms/motion':>10} {'no text':>9} {'text':>8} {'SAR':>9} "
+        f"{'decode':>8} {'peak MB':>8}",
+    ]
+    for r in report["results"]:
+        peak = r.get("cuda_peak_mb", r["peak_rss_delta_mb"])
+        lines.append(
+            f"{r['batch']:>5} {r['frames']:>6} {r['ms_per_motion']:>10.2f} "
+            f"{r['ms_per_motion_no_text']:>9.2f} {r['text_ms']:>8.1f} {r['sar_ms']:>9.1f} "
+            f"{r['decode_ms']:>8.1f} {peak:>8.1f}"
+        )
+    lines.append(
+        "(text/SAR/decode: ms per batch, medians; peak MB: CUDA peak allocation, or "
+        "growth of the process's peak RSS on CPU)"
+    )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = run_bench(args)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mosa bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

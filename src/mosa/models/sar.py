@@ -1,0 +1,521 @@
+"""Scale-autoregressive (SAR) transformer: predicts every token of scale k+1 at once.
+
+The sequence is the concatenation of the K scale blocks of the multi-scale tokenizer (VAR's
+next-scale prediction over time). Block 0 is the text start token repeated over the first
+scale's positions; block k >= 1 holds the cumulative reconstruction after scales 0..k-1
+resampled to scale k (``MultiScaleQuantizer.teacher_forcing_inputs`` / ``next_scale_input``),
+projected from the code dim to the model dim. Attention is block-causal: a token sees every
+token of its own and earlier scales. Text enters twice: the pooled sentence vector (plus the
+motion length) forms the start token, and every block cross-attends to the per-token text
+features. A learned null text replaces both for classifier-free guidance.
+
+Variable lengths: each sample has its own latent length ``n`` and scale lengths ``n_k``. Scale
+block k is padded to the batch's longest ``n_k`` (``ScaleLayout``); padded keys are masked out
+of attention and padded targets (``PAD_TOKEN``) out of the loss.
+
+Sampling feeds one scale per step through a KV cache (``start`` / ``step``); text keys and
+values are computed once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mosa.checkpoint import load_checkpoint, save_checkpoint
+from mosa.errors import MosaError
+
+PAD_TOKEN = -1  # same value as mosa.models.quantizer.PAD_TOKEN
+
+
+@dataclass
+class SARConfig:
+    codebook_size: int = 512  # tokens per scale codebook (the tokenizer's num_codes)
+    code_dim: int = 512  # the tokenizer's latent/code dim (input of the scale projection)
+    num_scales: int = 10  # K
+    text_dim: int = 384  # the text encoder's feature dim
+    text_encoder: str = "minilm"  # spec for mosa.models.text.load_text_encoder
+    dim: int = 384
+    layers: int = 8
+    heads: int = 6
+    ff: int = 1024
+    dropout: float = 0.1
+    cond_drop: float = 0.1  # probability of training a sample without text (for CFG)
+    head_per_scale: bool = True  # one output head per scale: the tokenizer's codebooks differ
+    min_tokens: int = 10  # supported latent lengths (motion frames / the VAE's downsampling)
+    max_tokens: int = 49
+
+
+# --------------------------------------------------------------------------------------------
+# layout of the padded scale blocks
+
+
+@dataclass
+class ScaleLayout:
+    """Where each scale's tokens sit in the padded sequence of a batch.
+
+    ``lens (B, K)``: per-sample scale lengths; block k spans ``offsets[k]:offsets[k+1]`` and is
+    ``widths[k] = lens[:, k].max()`` wide. ``valid (B, S)`` marks real tokens, ``scale_id (S,)``
+    the scale of each position, ``frac (B, S)`` the position within its scale in (0, 1).
+    """
+
+    lens: torch.Tensor
+    widths: list[int] = field(init=False)
+    offsets: list[int] = field(init=False)
+    valid: torch.Tensor = field(init=False)
+    scale_id: torch.Tensor = field(init=False)
+    frac: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        lens = self.lens.long().cpu()
+        self.lens = lens
+        self.widths = [int(w) for w in lens.max(dim=0).values]
+        self.offsets = [0]
+        for w in self.widths:
+            self.offsets.append(self.offsets[-1] + w)
+        valid, scale_id, frac = [], [], []
+        for k, w in enumerate(self.widths):
+            i = torch.arange(w)
+            n_k = lens[:, k : k + 1]
+            valid.append(i[None] < n_k)
+            scale_id.append(torch.full((w,), k))
+            frac.append((i[None] + 0.5) / n_k.clamp(min=1))  # cell centres, as in interpolation
+        self.valid = torch.cat(valid, dim=1)
+        self.scale_id = torch.cat(scale_id)
+        self.frac = torch.cat(frac, dim=1).float()
+
+    @property
+    def batch(self) -> int:
+        return self.lens.shape[0]
+
+    @property
+    def num_scales(self) -> int:
+        return self.lens.shape[1]
+
+    @property
+    def length(self) -> int:
+        return self.offsets[-1]
+
+    def block(self, k: int) -> slice:
+        return slice(self.offsets[k], self.offsets[k + 1])
+
+    def attn_mask(self, upto: int | None = None) -> torch.Tensor:
+        """Block-causal mask ``(B, 1, S, S)``: query sees key iff key scale <= query scale and the
+        key is a real token. Every query sees its sample's first-scale token, so no row is empty.
+        """
+        s = self.scale_id
+        causal = s[None, :] <= s[:, None]  # (S_q, S_k)
+        return (causal[None] & self.valid[:, None, :]).unsqueeze(1)
+
+    def repeat(self, times: int) -> ScaleLayout:
+        """The same layout for a batch repeated ``times`` (e.g. conditional + unconditional)."""
+        return ScaleLayout(self.lens.repeat(times, 1))
+
+    def pack(self, per_scale: list[torch.Tensor], fill: int = PAD_TOKEN) -> torch.Tensor:
+        """Concatenate K per-scale tensors ``(B, w, ...)`` padded/cropped to this layout."""
+        out = []
+        for k, t in enumerate(per_scale):
+            w = self.widths[k]
+            if t.shape[1] < w:
+                pad = t.new_full((t.shape[0], w - t.shape[1], *t.shape[2:]), fill)
+                t = torch.cat([t, pad], dim=1)
+            out.append(t[:, :w])
+        return torch.cat(out, dim=1)
+
+
+def sinusoid(x: torch.Tensor, dim: int, min_freq: float, max_freq: float) -> torch.Tensor:
+    """Sinusoidal features of ``x (...)`` -> ``(..., dim)``, geometric angular frequencies."""
+    half = dim // 2
+    freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), half, device=x.device))
+    ang = x.float().unsqueeze(-1) * freqs
+    out = torch.cat([ang.sin(), ang.cos()], dim=-1)
+    return F.pad(out, (0, dim - 2 * half))
+
+
+# --------------------------------------------------------------------------------------------
+# transformer
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        assert dim % heads == 0, f"dim {dim} not divisible by heads {heads}"
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, cache: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``x (B, S, D)``; ``mask (B, 1, S, S_total)``; ``cache`` holds keys/values of earlier
+        scales (appended in place)."""
+        B, S, D = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            if "k" in cache:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.proj(y.transpose(1, 2).reshape(B, S, D))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def keys_values(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``text (B, L, D)`` -> keys and values ``(B, H, L, D/H)`` each."""
+        B, L, D = text.shape
+        k, v = self.kv(text).view(B, L, 2, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(
+        self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], text_mask: torch.Tensor
+    ) -> torch.Tensor:
+        B, S, D = x.shape
+        q = self.q(x).view(B, S, self.heads, D // self.heads).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        mask = text_mask[:, None, None, :]  # (B, 1, 1, L)
+        y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask, dropout_p=p)
+        return self.proj(y.transpose(1, 2).reshape(B, S, D))
+
+
+class Block(nn.Module):
+    """Pre-norm block: block-causal self-attention, text cross-attention, MLP."""
+
+    def __init__(self, cfg: SARConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.dim)
+        self.attn = SelfAttention(cfg.dim, cfg.heads, cfg.dropout)
+        self.ln2 = nn.LayerNorm(cfg.dim)
+        self.cross = CrossAttention(cfg.dim, cfg.heads, cfg.dropout)
+        self.ln3 = nn.LayerNorm(cfg.dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.dim, cfg.ff),
+            nn.GELU(),
+            nn.Linear(cfg.ff, cfg.dim),
+            nn.Dropout(cfg.dropout),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask, text_kv, text_mask, cache=None):
+        x = x + self.drop(self.attn(self.ln1(x), mask, cache))
+        x = x + self.drop(self.cross(self.ln2(x), text_kv, text_mask))
+        return x + self.mlp(self.ln3(x))
+
+
+@dataclass
+class Condition:
+    """Text condition in model space: ``text (B, L, D)``, ``text_mask (B, L)``, ``start (B, D)``
+    (pooled text + length embedding) and the latent lengths ``n (B,)``."""
+
+    text: torch.Tensor
+    text_mask: torch.Tensor
+    start: torch.Tensor
+    n: torch.Tensor
+
+    def cat(self, other: Condition) -> Condition:
+        L = max(self.text.shape[1], other.text.shape[1])
+        a, b = _pad_text(self, L), _pad_text(other, L)
+        return Condition(
+            torch.cat([a.text, b.text]),
+            torch.cat([a.text_mask, b.text_mask]),
+            torch.cat([self.start, other.start]),
+            torch.cat([self.n, other.n]),
+        )
+
+
+def _pad_text(c: Condition, L: int) -> Condition:
+    extra = L - c.text.shape[1]
+    if extra == 0:
+        return c
+    return Condition(F.pad(c.text, (0, 0, 0, extra)), F.pad(c.text_mask, (0, extra)), c.start, c.n)
+
+
+@dataclass
+class SARCache:
+    """State of a cached decode: the layout, text keys/values and self-attention caches."""
+
+    layout: ScaleLayout
+    cond: Condition
+    text_kv: list[tuple[torch.Tensor, torch.Tensor]]
+    layers: list[dict[str, torch.Tensor]]
+    next_scale: int = 0
+
+
+class SARTransformer(nn.Module):
+    """Predicts scale k's tokens from the text and scales 0..k-1 (teacher forcing in one pass)."""
+
+    def __init__(self, config: SARConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, cfg.dim))
+        self.start_proj = nn.Linear(cfg.text_dim, cfg.dim)
+        self.length_proj = nn.Linear(64, cfg.dim)
+        self.null_text = nn.Parameter(torch.randn(cfg.text_dim) * 0.02)
+        self.null_pooled = nn.Parameter(torch.randn(cfg.text_dim) * 0.02)
+        self.in_proj = nn.Linear(cfg.code_dim, cfg.dim)
+        self.scale_embed = nn.Embedding(cfg.num_scales, cfg.dim)
+        self.pos_proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.dim)
+        n_heads = cfg.num_scales if cfg.head_per_scale else 1
+        self.head_weight = nn.Parameter(torch.zeros(n_heads, cfg.dim, cfg.codebook_size))
+        self.head_bias = nn.Parameter(torch.zeros(n_heads, cfg.codebook_size))
+        self.apply(_init_weights)
+        nn.init.normal_(self.head_weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- conditioning ------------------------------------------------------------------------
+    def condition(
+        self,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        pooled: torch.Tensor,
+        n: torch.Tensor,
+        drop: torch.Tensor | None = None,
+    ) -> Condition:
+        """Project the text encoder output; rows where ``drop (B,)`` is True get the null text.
+
+        ``text (B, L, text_dim)``, ``text_mask (B, L)``, ``pooled (B, text_dim)``, ``n (B,)``.
+        """
+        B = text.shape[0]
+        # always through torch.where when drop is given: the null parameters then get
+        # (possibly zero) gradients every step, which DistributedDataParallel requires
+        if drop is not None:
+            d = drop.to(text.device).view(B, 1, 1)
+            null_tokens = torch.zeros_like(text)
+            null_tokens[:, 0] = self.null_text
+            text = torch.where(d, null_tokens, text)
+            null_mask = torch.zeros_like(text_mask)
+            null_mask[:, 0] = True
+            text_mask = torch.where(d[:, :, 0], null_mask, text_mask)
+            pooled = torch.where(d[:, :, 0], self.null_pooled.expand_as(pooled), pooled)
+        n = n.to(text.device)
+        start = self.start_proj(pooled) + self.length_proj(sinusoid(n.float(), 64, 0.01, 3.0))
+        return Condition(self.text_proj(text), text_mask.bool(), start, n)
+
+    def null_condition(self, n: torch.Tensor) -> Condition:
+        """The unconditional (no text) condition for latent lengths ``n (B,)``."""
+        dev = self.null_text.device
+        B = n.shape[0]
+        text = torch.zeros(B, 1, self.config.text_dim, device=dev)
+        mask = torch.ones(B, 1, dtype=torch.bool, device=dev)
+        pooled = torch.zeros(B, self.config.text_dim, device=dev)
+        return self.condition(text, mask, pooled, n, drop=torch.ones(B, dtype=torch.bool))
+
+    # -- embeddings and heads ----------------------------------------------------------------
+    def _position(self, layout: ScaleLayout, k: int, device) -> torch.Tensor:
+        """Position + scale embedding of block ``k``: ``(B, w_k, D)``."""
+        frac = layout.frac[:, layout.block(k)].to(device)
+        # relative position in (0, 1): angular frequencies up to 200 resolve steps of 1/49
+        pos = self.pos_proj(sinusoid(frac, self.config.dim, 0.5, 200.0))
+        return pos + self.scale_embed.weight[k]
+
+    def _embed_block(
+        self, cond: Condition, layout: ScaleLayout, k: int, x: torch.Tensor | None
+    ) -> torch.Tensor:
+        pos = self._position(layout, k, cond.start.device)
+        if k == 0:  # VAR's class token: the whole first scale starts from the text
+            return cond.start[:, None, :] + pos
+        return self.in_proj(x[:, : layout.widths[k]].to(pos.dtype)) + pos
+
+    def _logits(self, h: torch.Tensor, layout: ScaleLayout, scales: range) -> torch.Tensor:
+        h = self.ln_f(h)
+        if self.head_weight.shape[0] == 1:
+            return h @ self.head_weight[0] + self.head_bias[0]
+        out, start = [], 0
+        for k in scales:
+            w = layout.widths[k]
+            out.append(h[:, start : start + w] @ self.head_weight[k] + self.head_bias[k])
+            start += w
+        return torch.cat(out, dim=1)
+
+    # -- teacher-forced forward --------------------------------------------------------------
+    def forward(
+        self,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        pooled: torch.Tensor,
+        layout: ScaleLayout,
+        inputs: list[torch.Tensor],
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Training entry point: condition on raw text features, then ``teacher_forced``.
+
+        ``text (B, L, text_dim)``, ``text_mask (B, L)``, ``pooled (B, text_dim)``; ``drop (B,)``
+        marks samples trained without text (classifier-free guidance). Latent lengths are the
+        last scale's lengths. Returns logits ``(B, S, V)``.
+        """
+        n = layout.lens[:, -1]
+        return self.teacher_forced(self.condition(text, text_mask, pooled, n, drop), layout, inputs)
+
+    def teacher_forced(
+        self, cond: Condition, layout: ScaleLayout, inputs: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Logits of all scales at once: ``(B, S, codebook_size)`` in the padded layout.
+
+        ``inputs``: K-1 tensors ``(B, >= w_k, code_dim)``, the inputs of scales 1..K-1.
+        """
+        K = layout.num_scales
+        assert len(inputs) == K - 1, f"expected {K - 1} scale inputs, got {len(inputs)}"
+        x = torch.cat(
+            [
+                self._embed_block(cond, layout, k, None if k == 0 else inputs[k - 1])
+                for k in range(K)
+            ],
+            dim=1,
+        )
+        mask = layout.attn_mask().to(x.device)
+        for blk in self.blocks:
+            kv = blk.cross.keys_values(cond.text)
+            x = blk(x, mask, kv, cond.text_mask)
+        return self._logits(x, layout, range(K))
+
+    # -- cached decoding ----------------------------------------------------------------------
+    def start(self, cond: Condition, layout: ScaleLayout) -> SARCache:
+        """Begin a cached decode: text keys/values are computed once here."""
+        kv = [blk.cross.keys_values(cond.text) for blk in self.blocks]
+        return SARCache(layout, cond, kv, [{} for _ in self.blocks])
+
+    def step(self, cache: SARCache, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(B, w_k, V)`` of the next scale k; ``x (B, w_k, code_dim)`` is its input
+        (``next_scale_input``), None for the first scale. Only the new tokens run."""
+        k, layout = cache.next_scale, cache.layout
+        if k >= layout.num_scales:
+            raise RuntimeError(f"all {layout.num_scales} scales were already decoded")
+        h = self._embed_block(cache.cond, layout, k, x)
+        keys = slice(0, layout.offsets[k + 1])
+        # block-causal: new queries see all real keys up to and including their own scale
+        mask = layout.valid[:, None, None, keys].expand(-1, 1, h.shape[1], -1).to(h.device)
+        for blk, kv, lc in zip(self.blocks, cache.text_kv, cache.layers, strict=True):
+            h = blk(h, mask, kv, cache.cond.text_mask, lc)
+        cache.next_scale = k + 1
+        return self._logits(h, layout, range(k, k + 1))
+
+
+def sar_loss(
+    logits: torch.Tensor, layout: ScaleLayout, tokens: list[torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy over every real token of every scale, plus accuracy statistics.
+
+    ``logits (B, S, V)`` from ``forward``; ``tokens``: K tensors ``(B, >= w_k)`` of ground-truth
+    tokens, ``PAD_TOKEN`` past each sample.
+    """
+    target = layout.pack([t.to(logits.device) for t in tokens])
+    target = target.masked_fill(~layout.valid.to(target.device), PAD_TOKEN)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_TOKEN)
+    with torch.no_grad():
+        real = target != PAD_TOKEN
+        hit = (logits.argmax(-1) == target) & real
+        last = layout.block(layout.num_scales - 1)
+        stats = {
+            "acc": float(hit.sum()) / max(int(real.sum()), 1),
+            "acc_last": float(hit[:, last].sum()) / max(int(real[:, last].sum()), 1),
+        }
+    return loss, stats
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, std=0.02)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------------------------
+# sampling
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """Temperature, top-k and nucleus (top-p) filtering of ``(..., V)`` logits (-inf = removed)."""
+    logits = logits.float() / max(temperature, 1e-6)
+    V = logits.shape[-1]
+    if top_k is not None and 0 < top_k < V:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0.0 < top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token once the mass before it already reaches top_p (the top one always stays)
+        drop_sorted = (probs.cumsum(-1) - probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    generators: list[torch.Generator],
+    valid: torch.Tensor,
+    greedy: bool = False,
+) -> torch.Tensor:
+    """Draw one token per position from filtered ``logits (B, w, V)``.
+
+    Sample b uses only ``generators[b]`` and draws exactly ``valid[b].sum()`` uniforms, so its
+    tokens do not depend on the rest of the batch. Padded positions get ``PAD_TOKEN``.
+    """
+    B, w, V = logits.shape
+    valid = valid.to(logits.device)
+    if greedy:
+        return logits.argmax(-1).masked_fill(~valid, PAD_TOKEN)
+    # per-sample uniforms from per-sample generators, then one batched inverse-CDF lookup
+    u = torch.zeros(B, w, device=logits.device)
+    for b in range(B):
+        n = int(valid[b].sum())
+        g = generators[b]
+        u[b, :n] = torch.rand(n, generator=g, device=g.device).to(logits.device)
+    cdf = logits.softmax(-1).cumsum(-1)
+    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True)
+    return idx.squeeze(-1).clamp_(max=V - 1).masked_fill(~valid, PAD_TOKEN)
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+KIND = "sar"
+
+
+def save_sar(
+    path: str | os.PathLike, model: SARTransformer, meta: dict[str, Any] | None = None, **kwargs
+) -> Path:
+    """Write a SAR checkpoint folder (kind "sar"); ``kwargs`` go to ``save_checkpoint``."""
+    meta = {"num_parameters": model.num_parameters(), **(meta or {})}
+    return save_checkpoint(path, KIND, model.config, model.state_dict(), meta=meta, **kwargs)
+
+
+def load_sar(path: str | os.PathLike, device: str | torch.device = "cpu") -> SARTransformer:
+    """Load a SAR checkpoint folder in eval mode."""
+    config, state, _ = load_checkpoint(path, SARConfig, KIND)
+    model = SARTransformer(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
+    return model.to(device).eval()
