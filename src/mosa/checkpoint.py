@@ -20,6 +20,7 @@ from mosa.errors import MosaError
 from mosa.io import atomic_dir, resolve_checkpoint_dir
 
 C = TypeVar("C")
+M = TypeVar("M", bound=torch.nn.Module)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -97,6 +98,28 @@ def load_checkpoint(
     except Exception as exc:  # safetensors raises several types on corrupt files
         raise MosaError(f"corrupt weights {weights}: {exc}", "re-train or re-copy it") from exc
     return config_from_dict(config_cls, payload["config"]), state, payload
+
+
+def load_model(
+    path: str | os.PathLike,
+    model_cls: type[M],
+    config_cls: type,
+    kind: str,
+    device: str | torch.device = "cpu",
+) -> tuple[M, dict[str, Any]]:
+    """Rebuild ``model_cls(config)`` from a checkpoint folder -> ``(model in eval mode, payload)``.
+
+    The config's ``validate()`` runs first when it has one, so a bad config names its field.
+    """
+    config, state, payload = load_checkpoint(path, config_cls, kind)
+    if hasattr(config, "validate"):
+        config.validate()
+    model = model_cls(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
+    return model.to(device).eval(), payload
 
 
 def load_stats(

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mosa.checkpoint import load_checkpoint, load_stats, save_checkpoint
+from mosa.checkpoint import load_model, load_stats, save_checkpoint
 from mosa.errors import MosaError
 from mosa.eval.wordvec import NUM_POS, WordVectors, encode_token_batch
 from mosa.io import resolve_checkpoint_dir
@@ -284,13 +284,8 @@ def _checkpoint_folder(path: Path) -> Path:
 def load_evaluator_checkpoint(path: str | os.PathLike) -> Evaluator:
     """Load one of our evaluator checkpoints (or a training run folder holding ``best/``)."""
     folder = _checkpoint_folder(Path(path))
-    config, state, _ = load_checkpoint(folder, EvaluatorConfig, KIND)
-    model = TextMotionEvaluator(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MosaError(f"evaluator weights in {folder} do not fit its config: {exc}") from exc
-    model.eval()
+    model, _ = load_model(folder, TextMotionEvaluator, EvaluatorConfig, KIND)
+    config = model.config
     stats = load_stats(folder)
     if config.word_vectors != "spacy":
         raise MosaError(f"{folder}: unknown word vectors '{config.word_vectors}'")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mosa.checkpoint import load_checkpoint, save_checkpoint
+from mosa.checkpoint import load_model, save_checkpoint
 from mosa.errors import MosaError
 
 KIND = "length"
@@ -108,10 +108,4 @@ class LengthEstimator(nn.Module):
 
 def load_length(path: str | os.PathLike, device: str | torch.device = "cpu") -> LengthEstimator:
     """Load a length estimator checkpoint folder (kind "length") in eval mode."""
-    config, state, _ = load_checkpoint(path, LengthConfig, KIND)
-    model = LengthEstimator(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
-    return model.to(device).eval()
+    return load_model(path, LengthEstimator, LengthConfig, KIND, device)[0]

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosa.checkpoint import load_checkpoint, save_checkpoint
-from mosa.errors import MosaError
+from mosa.checkpoint import load_model, save_checkpoint
 
 PAD_TOKEN = -1  # same value as mosa.models.quantizer.PAD_TOKEN
 
@@ -512,10 +511,4 @@ def save_sar(
 
 def load_sar(path: str | os.PathLike, device: str | torch.device = "cpu") -> SARTransformer:
     """Load a SAR checkpoint folder in eval mode."""
-    config, state, _ = load_checkpoint(path, SARConfig, KIND)
-    model = SARTransformer(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
-    return model.to(device).eval()
+    return load_model(path, SARTransformer, SARConfig, KIND, device)[0]

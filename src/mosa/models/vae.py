@@ -22,7 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosa.checkpoint import config_from_dict, load_checkpoint, load_stats, save_checkpoint
+from mosa.checkpoint import (
+    config_from_dict,
+    load_model,
+    load_stats,
+    save_checkpoint,
+)
 from mosa.errors import MosaError
 from mosa.models.quantizer import Lengths, MultiScaleQuantizer, ResidualQuantizer, lengths_tensor
 
@@ -400,15 +405,9 @@ def load_vae(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[CAQVAE, np.ndarray, np.ndarray]:
     """Load a tokenizer checkpoint folder -> ``(model in eval mode, mean (D,), std (D,))``."""
-    config, state, _ = load_checkpoint(path, VAEConfig, KIND)
-    config.validate()
-    model = CAQVAE(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
+    model, _ = load_model(path, CAQVAE, VAEConfig, KIND, device)
     stats = load_stats(path)
-    return model.to(device).eval(), stats["mean"], stats["std"]
+    return model, stats["mean"], stats["std"]
 
 
 def count_parameters_mb(model: nn.Module) -> float:

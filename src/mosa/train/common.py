@@ -16,6 +16,7 @@ interrupted before ``s``. Items are loaded in the main process for the same reas
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import dataclasses
@@ -615,3 +616,33 @@ def read_json_config(path: str | os.PathLike | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MosaError(f"{path}: expected a JSON object", 'use {"model": {...}, "train": {...}}')
     return data
+
+
+def report_done(summary: dict[str, Any], out: str | os.PathLike, metric: str, fmt: str) -> None:
+    """Print the closing line of a training run (rank 0 only), e.g. ``best val loss 2.4 ...``."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    best = summary["best"]
+    best_text = "n/a" if best is None else f"{fmt.format(best)} at step {summary['best_step']}"
+    print(
+        f"done: {summary['step']} steps; best {metric} {best_text}; "
+        f"checkpoints in {out}/best and {out}/last"
+    )
+
+
+def module_main(
+    prog: str,
+    description: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+) -> int:
+    """``python -m mosa.train.X`` entry point: the same flags and error handling as the CLI."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except MosaError as exc:
+        print(f"mosa: error: {exc}", file=sys.stderr)
+        return 2

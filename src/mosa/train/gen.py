@@ -43,7 +43,9 @@ from mosa.train.common import (
     cleanup_distributed,
     init_distributed,
     load_training_checkpoint,
+    module_main,
     read_json_config,
+    report_done,
 )
 
 CACHE_VERSION = 1
@@ -590,24 +592,12 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, text_encoder=args.text_encoder, length_dir=args.length,
         max_len=args.max_len, val_items=args.val_items,
     )  # fmt: skip
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best"]
-        print(
-            f"done: {summary['step']} steps; best val loss "
-            + ("n/a" if best is None else f"{best:.4f} at step {summary['best_step']}")
-            + f"; checkpoints in {args.out}/best and {args.out}/last"
-        )
+    report_done(summary, args.out, "val loss", "{:.4f}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mosa.train.gen", description=__doc__)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except MosaError as exc:
-        print(f"mosa: error: {exc}", file=sys.stderr)
-        return 2
+    return module_main("python -m mosa.train.gen", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

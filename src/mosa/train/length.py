@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from mosa.train.common import (
     cleanup_distributed,
     init_distributed,
     load_training_checkpoint,
+    module_main,
     read_json_config,
+    report_done,
 )
 from mosa.train.gen import TextCache, build_text_cache
 
@@ -234,24 +235,12 @@ def run(args: argparse.Namespace) -> int:
         unit=args.unit,
         max_len=args.max_len,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best"]
-        print(
-            f"done: {summary['step']} steps; best val loss "
-            + ("n/a" if best is None else f"{best:.4f} at step {summary['best_step']}")
-            + f"; checkpoints in {args.out}/best and {args.out}/last"
-        )
+    report_done(summary, args.out, "val loss", "{:.4f}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mosa.train.length", description=__doc__)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except MosaError as exc:
-        print(f"mosa: error: {exc}", file=sys.stderr)
-        return 2
+    return module_main("python -m mosa.train.length", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,9 @@ from mosa.train.common import (
     Trainer,
     cleanup_distributed,
     init_distributed,
+    module_main,
     read_json_config,
+    report_done,
 )
 
 
@@ -227,25 +228,12 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         val_items=args.val_items,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best"]
-        print(
-            f"done: {summary['step']} steps; best val MPJPE "
-            + ("n/a" if best is None else f"{best:.1f} mm at step {summary['best_step']}")
-            + f"; checkpoints in {args.out}/best and {args.out}/last"
-        )
+    report_done(summary, args.out, "val MPJPE", "{:.1f} mm")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mosa.train.vae", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except MosaError as exc:
-        print(f"mosa: error: {exc}", file=sys.stderr)
-        return 2
+    return module_main("python -m mosa.train.vae", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
