@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -226,16 +225,13 @@ def _check_body(joints: np.ndarray) -> None:
 
 
 def test_cmu_loads_at_20fps(cmu_file):
-    start = time.perf_counter()
     motion = load_bvh(cmu_file)
-    elapsed = time.perf_counter() - start
     assert motion.rig == "cmu" and motion.source_fps == 120 and motion.source_frames == 2752
     assert motion.unit == "cmu" and motion.up_axis == "+Y" and not motion.mirrored
     # 2752 frames at 120 fps last 2751/120 s; at 20 fps that is 458.5 intervals -> 459 frames.
     assert motion.joints.shape == (459, 22, 3) and motion.fps == 20
     assert len(motion.source_joint_names) == 31
     _check_body(motion.joints)
-    assert elapsed < 10, f"CMU 01_01 took {elapsed:.1f} s to load"
 
 
 def test_bandai_clips_load(bandai_dir):

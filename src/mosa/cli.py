@@ -124,7 +124,7 @@ def _add_module_command(
     import importlib
 
     mod = importlib.import_module(module)
-    p = sub.add_parser(name, help=help_text, description=help_text)
+    p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
     mod.add_arguments(p)
     p.set_defaults(func=mod.run)
 
@@ -147,7 +147,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     _add_module_command(
-        sub, "eval", "T2M metrics (FID, R-Precision, ...) with 95%% CIs", "mosa.eval.run"
+        sub, "eval", "T2M metrics (FID, R-Precision, ...) with 95% CIs", "mosa.eval.run"
     )
 
 
