@@ -117,16 +117,21 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- train / eval (flags are owned by the trainer modules) -------------------------------------
+# -- commands whose flags live in their own module -------------------------------------------
 def _add_module_command(
-    sub: argparse._SubParsersAction, name: str, help_text: str, module: str
+    sub: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    module: str,
+    prefix: str = "",
 ) -> None:
+    """Register ``add_<prefix>arguments`` and ``run[_<prefix>]`` of ``module`` as ``name``."""
     import importlib
 
     mod = importlib.import_module(module)
     p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
-    mod.add_arguments(p)
-    p.set_defaults(func=mod.run)
+    getattr(mod, f"add_{prefix}arguments")(p)
+    p.set_defaults(func=getattr(mod, f"run_{prefix[:-1]}" if prefix else "run"))
 
 
 TRAINERS = (
@@ -157,6 +162,17 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_edit(sub: argparse._SubParsersAction) -> None:
+    _add_module_command(
+        sub, "edit", "regenerate a time span, extend or lead into a motion from text",
+        "mosa.edit", prefix="edit_",
+    )  # fmt: skip
+    _add_module_command(
+        sub, "inbetween", "generate the motion between two motions from text",
+        "mosa.edit", prefix="inbetween_",
+    )  # fmt: skip
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     _add_module_command(
         sub, "bench", "time text-to-motion generation (ms per motion)", "mosa.bench"
@@ -165,6 +181,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 BUILDERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_generate,
+    _add_edit,
     _add_data,
     _add_render,
     _add_convert,

@@ -417,6 +417,37 @@ class Pipeline:
         f_hat = self.vae.quantizer.decode([t.to(self.device) for t in tokens], n.cpu())
         return self.decode_latent(f_hat, n)
 
+    # -- editing (see mosa.edit) -----------------------------------------------------------------
+    def edit_span(self, source, text: str, start_s: float, end_s: float, **kw):
+        """Regenerate ``[start_s, end_s)`` of ``source`` (joints or MotionFile): ``mosa.edit``."""
+        from mosa import edit
+
+        return edit.edit_span(self, source, text, start_s, end_s, **kw)
+
+    def extend(self, source, text: str, seconds: float, **kw):
+        """Keep ``source`` and generate ``seconds`` more after it: ``mosa.edit.extend``."""
+        from mosa import edit
+
+        return edit.extend(self, source, text, seconds, **kw)
+
+    def lead_in(self, source, text: str, seconds: float, **kw):
+        """Generate ``seconds`` leading into ``source``: ``mosa.edit.lead_in``."""
+        from mosa import edit
+
+        return edit.lead_in(self, source, text, seconds, **kw)
+
+    def inbetween(self, a, b, text: str, seconds: float, **kw):
+        """Keep A and B, generate ``seconds`` between them: ``mosa.edit.inbetween``."""
+        from mosa import edit
+
+        return edit.inbetween(self, a, b, text, seconds, **kw)
+
+    def outpaint(self, source, text: str, before_s: float, after_s: float, **kw):
+        """Generate around ``source``: ``mosa.edit.outpaint``."""
+        from mosa import edit
+
+        return edit.outpaint(self, source, text, before_s, after_s, **kw)
+
 
 def _joints(features: np.ndarray) -> np.ndarray:
     from mosa.motion.features import recover_joints

@@ -1,0 +1,153 @@
+"""Acceptance numbers of span editing (``mosa edit --start S --end E``) for a checkpoint.
+
+For each source motion, regenerate ``[start, end)`` for ``--text`` and measure:
+
+1. **MPJPE outside the span** (mm): output vs source joints on the kept frames, in the root's
+   frame (a kept part after the edit is re-anchored, so global positions differ by design),
+   next to the tokenizer's **reconstruction MPJPE** on the same frames.
+   Pass: ``outside <= reconstruction + 10 mm``. Also reported for the raw decode (no
+   cross-fade with the source), which is the model's own contribution.
+2. **Peak seam speed** (m/s): the fastest joint within ``blend + 4`` frames of a seam,
+   over the source's 95th percentile joint speed. Pass: ratio ``<= 1.5``.
+3. **Span follows text** (needs ``--evaluator``): evaluator distance text <-> edited span
+   vs text <-> the source's original span. Pass: the edited span is closer.
+
+    python benchmarks/edit_acceptance.py --checkpoint checkpoints walk.bvh run.npy \\
+        --text "a person jumps" --start 2 --end 3.5 --evaluator runs/evaluator --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mosa import edit as E
+from mosa import generate as G
+from mosa.errors import MosaError
+from mosa.io import atomic_write_text
+from mosa.motion.features import recover_joints
+from mosa.motion.io import read_motion
+
+MPJPE_SLACK_MM = 10.0
+SEAM_SPEED_RATIO = 1.5
+
+
+def local_joints(features: np.ndarray) -> np.ndarray:
+    """Joints in the root's own frame from features ``(T, 263)`` -> ``(T, 22, 3)``: root at
+    ``(0, height, 0)``, the others from the rotation-invariant positions (channels 4:67)."""
+    root = np.zeros((len(features), 1, 3), np.float32)
+    root[:, 0, 1] = features[:, 3]
+    return np.concatenate([root, features[:, 4:67].reshape(-1, 21, 3)], axis=1)
+
+
+def kept_mpjpe(m: E.EditedMotion, features: np.ndarray) -> float:
+    """MPJPE (mm) of ``features`` against the source on ``m``'s kept frames, root-relative.
+
+    Root-relative, because the features integrate root velocities: a kept part after the edit
+    is (correctly) re-anchored, and one changed velocity at a seam would rotate everything
+    after it; the trajectory's continuity is what the seam speed measures.
+    """
+    a, b = local_joints(features[m.kept]), local_joints(m.canvas[m.kept])
+    return float(np.linalg.norm(a - b, axis=-1).mean() * 1000)
+
+
+def joint_speeds(joints: np.ndarray, fps: float) -> np.ndarray:
+    """``(T, 22, 3)`` -> ``(T - 1, 22)`` joint speeds in m/s."""
+    return np.linalg.norm(np.diff(joints, axis=0), axis=-1) * fps
+
+
+def seam_speed_ratio(m: E.EditedMotion, source_features: np.ndarray, window: int) -> dict:
+    speed = joint_speeds(m.joints, m.fps).max(axis=1)  # (T-1,) fastest joint per step
+    seams = np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1  # first frame after a change
+    near = np.zeros(len(speed), bool)
+    for s in seams:
+        near[max(0, s - window - 1) : s + window] = True
+    p95 = float(np.percentile(joint_speeds(recover_joints(source_features), m.fps), 95))
+    peak = float(speed[near].max()) if near.any() else 0.0
+    return {"seam_peak_speed": peak, "source_p95_speed": p95, "seam_ratio": peak / max(p95, 1e-9)}
+
+
+def text_distances(evaluator, text: str, edited: np.ndarray, original: np.ndarray) -> dict:
+    from mosa.eval.wordvec import tokenize_caption
+
+    t = evaluator.embed_texts([tokenize_caption(text)])
+    n = max(len(edited), len(original))
+    batch = np.zeros((2, n, edited.shape[1]), np.float32)
+    batch[0, : len(edited)], batch[1, : len(original)] = edited, original
+    mot = evaluator.embed_motions(torch.from_numpy(batch), [len(edited), len(original)])
+    d = np.linalg.norm(mot - t, axis=-1)
+    return {"text_dist_edited": float(d[0]), "text_dist_source": float(d[1])}
+
+
+def measure(pipe, source: Path, args, evaluator=None) -> dict:
+    motion = read_motion(source, mapping=args.mapping)
+    feats = E.source_features(motion, pipe.fps)
+    m = E.edit_span(pipe, motion, args.text, args.start, args.end, seed=args.seed,
+                    cfg=args.cfg, blend=args.blend, crop=args.crop)  # fmt: skip
+    out = {
+        "source": str(source),
+        "frames": len(m.joints),
+        "seed": m.seed,
+        "mpjpe_outside_mm": kept_mpjpe(m, m.features),
+        "mpjpe_outside_decoded_mm": kept_mpjpe(m, m.decoded),
+        "recon_mpjpe_mm": kept_mpjpe(m, m.reconstruction),
+    }
+    out["mpjpe_pass"] = out["mpjpe_outside_mm"] <= out["recon_mpjpe_mm"] + MPJPE_SLACK_MM
+    out.update(seam_speed_ratio(m, feats, args.blend + pipe.unit))
+    out["seam_pass"] = out["seam_ratio"] <= SEAM_SPEED_RATIO
+    if evaluator is not None:
+        gen = [s for s in m.segments if s.kind == "generated"][0]
+        original = m.canvas[gen.start : gen.end]  # edit_span fills the span with the source
+        out.update(text_distances(evaluator, args.text, m.features[gen.start : gen.end], original))
+        out["text_pass"] = out["text_dist_edited"] < out["text_dist_source"]
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sources", nargs="+", type=Path, help="source motions (.bvh or .npy)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="pipeline checkpoint folder")
+    p.add_argument("--text", required=True, help="what the regenerated span should show")
+    p.add_argument("--start", type=float, required=True, help="span start (s)")
+    p.add_argument("--end", type=float, required=True, help="span end (s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cfg", type=float, default=None)
+    p.add_argument("--blend", type=int, default=E.DEFAULT_BLEND)
+    p.add_argument("--crop", action="store_true", help="crop sources longer than the maximum")
+    p.add_argument("--mapping", default=None, help="BVH joint mapping")
+    p.add_argument("--evaluator", default=None, help="evaluator DIR or t2m:PATH (metric 3)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        pipe = G.load(args.checkpoint, args.device)
+        evaluator = None
+        if args.evaluator:
+            from mosa.eval.evaluator import load_evaluator
+
+            evaluator = load_evaluator(args.evaluator)
+        rows = [measure(pipe, s, args, evaluator) for s in args.sources]
+    except MosaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    keys = [k for k in rows[0] if k not in ("source", "frames", "seed")]
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in keys if not k.endswith("_pass")}
+    summary.update({k: all(r[k] for r in rows) for k in keys if k.endswith("_pass")})
+    for r in rows:
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+    print("summary:", json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                  for k, v in summary.items()}))  # fmt: skip
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"rows": rows, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
