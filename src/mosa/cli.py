@@ -173,6 +173,10 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    _add_module_command(sub, "serve", "web page and HTTP API (FastAPI)", "mosa.serve.app")
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     _add_module_command(
         sub, "bench", "time text-to-motion generation (ms per motion)", "mosa.bench"
@@ -187,6 +191,7 @@ BUILDERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_convert,
     _add_train,
     _add_eval,
+    _add_serve,
     _add_bench,
 )
 

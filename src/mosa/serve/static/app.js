@@ -1,0 +1,423 @@
+// mosa web page: prompt -> /api/generate -> three.js skeleton player, span edit, downloads.
+// No build step and no network beyond this server: three.js is vendored in ./vendor/.
+import * as THREE from './vendor/three.module.min.js';
+import { OrbitControls } from './vendor/OrbitControls.js';
+
+const $ = (id) => document.getElementById(id);
+const COLORS = { left: 0xff7a45, right: 0x3fb6ff, centre: 0xc8ccd6 };
+
+// Everything the page knows; exposed as window.mosa for the console and the browser test.
+const state = {
+  ready: false, info: null, skeleton: null, text: '',
+  samples: [], current: 0, frame: 0, playing: false, scale: null,
+  span: null, busy: false, framesShown: 0, centreY: 0.9,
+};
+window.mosa = state;
+
+// ---------------------------------------------------------------------------------- scene
+const viewer = $('viewer');
+let renderer;
+try {
+  renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+} catch (err) {
+  setStatus('WebGL is not available in this browser: ' + err.message, true);
+  throw err;
+}
+renderer.setPixelRatio(window.devicePixelRatio);
+viewer.appendChild(renderer.domElement);
+const scene = new THREE.Scene();
+scene.background = new THREE.Color(0x15171c);
+const camera = new THREE.PerspectiveCamera(45, 1, 0.05, 200);
+camera.position.set(2.6, 1.8, 3.6);
+const controls = new OrbitControls(camera, renderer.domElement);
+controls.target.set(0, 0.9, 0);
+controls.enableDamping = true;
+scene.add(new THREE.HemisphereLight(0xffffff, 0x30323a, 1.6));
+const sun = new THREE.DirectionalLight(0xffffff, 1.6);
+sun.position.set(3, 6, 4);
+scene.add(sun);
+// floor: a plate plus a 6 m grid around the body (short lines: software GL drops lines that
+// cross the near plane, and 1 px lines need real contrast)
+const grid = new THREE.Group();
+const plate = new THREE.Mesh(
+  new THREE.PlaneGeometry(30, 30),
+  new THREE.MeshStandardMaterial({ color: 0x262a33, roughness: 1 }),
+);
+plate.rotation.x = -Math.PI / 2;
+plate.position.y = -0.002;
+grid.add(plate, new THREE.GridHelper(6, 12, 0x9aa3b5, 0x4a5163));
+scene.add(grid);
+
+window.mosaView = { THREE, scene, camera, controls, renderer };   // for the console
+
+const body = new THREE.Group();
+scene.add(body);
+let bones = [];   // {mesh, parent, child}
+let balls = [];   // one sphere per joint
+const UP = new THREE.Vector3(0, 1, 0);
+
+function side(name) {
+  if (name.startsWith('left')) return COLORS.left;
+  if (name.startsWith('right')) return COLORS.right;
+  return COLORS.centre;
+}
+
+function buildSkeleton(skeleton) {
+  body.clear();
+  const cyl = new THREE.CylinderGeometry(0.022, 0.022, 1, 10);
+  const ball = new THREE.SphereGeometry(0.035, 14, 10);
+  const mats = {};
+  const mat = (c) => (mats[c] ??= new THREE.MeshStandardMaterial({ color: c, roughness: 0.55 }));
+  bones = [];
+  balls = skeleton.names.map((name) => {
+    const m = new THREE.Mesh(ball, mat(side(name)));
+    body.add(m);
+    return m;
+  });
+  skeleton.parents.forEach((p, j) => {
+    if (p < 0) return;
+    const mesh = new THREE.Mesh(cyl, mat(side(skeleton.names[j])));
+    body.add(mesh);
+    bones.push({ mesh, parent: p, child: j });
+  });
+  body.visible = false;
+}
+
+const a = new THREE.Vector3(), b = new THREE.Vector3(), d = new THREE.Vector3();
+function pose(joints) {   // joints: 22 x [x, y, z], metres, Y up
+  joints.forEach((p, j) => balls[j].position.set(p[0], p[1], p[2]));
+  for (const { mesh, parent, child } of bones) {
+    a.fromArray(joints[parent]);
+    b.fromArray(joints[child]);
+    d.subVectors(b, a);
+    const len = d.length();
+    mesh.position.addVectors(a, b).multiplyScalar(0.5);
+    mesh.scale.set(1, Math.max(len, 1e-4), 1);
+    if (len > 1e-6) mesh.quaternion.setFromUnitVectors(UP, d.divideScalar(len));
+  }
+}
+
+function resize() {
+  const w = viewer.clientWidth, h = viewer.clientHeight;
+  renderer.setSize(w, h, false);
+  renderer.domElement.style.width = w + 'px';
+  renderer.domElement.style.height = h + 'px';
+  camera.aspect = w / Math.max(h, 1);
+  camera.updateProjectionMatrix();
+}
+new ResizeObserver(resize).observe(viewer);
+resize();
+
+// ----------------------------------------------------------------------------- playback
+function sample() { return state.samples[state.current] || null; }
+
+function shownJoints() {   // frames of the current sample at the chosen scale
+  const s = sample();
+  if (!s) return null;
+  if (s.previews && state.scale !== null && state.scale < s.previews.length - 1) {
+    return s.previews[state.scale];
+  }
+  return s.joints;
+}
+
+const follow = new THREE.Vector3();
+function showFrame(f) {
+  const frames = shownJoints();
+  if (!frames) return;
+  state.frame = Math.max(0, Math.min(frames.length - 1, Math.floor(f)));
+  const joints = frames[state.frame];
+  pose(joints);
+  // keep the pelvis in view: move target and camera by the pelvis' ground motion
+  follow.set(joints[0][0], state.centreY, joints[0][2]).sub(controls.target);
+  follow.multiplyScalar(0.15);
+  controls.target.add(follow);
+  camera.position.add(follow);
+  // the floor moves with the body in whole cells (0.5 m) so the lines stay put under it
+  grid.position.set(Math.round(joints[0][0] * 2) / 2, 0, Math.round(joints[0][2] * 2) / 2);
+  $('scrub').value = state.frame;
+  $('frame-out').value = `${state.frame + 1} / ${frames.length}`;
+  $('cursor').style.left = `${(100 * state.frame) / Math.max(frames.length - 1, 1)}%`;
+  state.framesShown += 1;
+}
+
+let last = performance.now(), clock = 0;
+function loop(now) {
+  const dt = Math.min((now - last) / 1000, 0.25);
+  last = now;
+  const s = sample();
+  if (s && state.playing) {
+    clock += dt * s.fps;
+    const n = shownJoints().length;
+    showFrame(clock % n);
+  }
+  controls.update();
+  renderer.render(scene, camera);
+  requestAnimationFrame(loop);
+}
+requestAnimationFrame(loop);
+
+function setPlaying(on) {
+  state.playing = on && !!sample();
+  clock = state.frame;
+  $('play').innerHTML = state.playing ? '&#10074;&#10074;' : '&#9654;';
+}
+
+$('play').onclick = () => setPlaying(!state.playing);
+$('scrub').oninput = (e) => { setPlaying(false); showFrame(+e.target.value); };
+document.addEventListener('keydown', (e) => {
+  if (e.code === 'Space' && !['TEXTAREA', 'INPUT'].includes(e.target.tagName)) {
+    e.preventDefault();
+    setPlaying(!state.playing);
+  }
+});
+
+$('scale').oninput = (e) => {
+  const s = sample();
+  state.scale = +e.target.value;
+  const K = s && s.previews ? s.previews.length : 0;
+  $('scale-out').value = state.scale >= K - 1 ? `final (${K}/${K})` : `${state.scale + 1}/${K}`;
+  showFrame(state.frame);
+};
+
+function selectSample(i) {
+  state.current = i;
+  const s = sample();
+  document.querySelectorAll('#sample-tabs .chip').forEach((c, k) => c.classList.toggle('active', k === i));
+  const K = s.previews ? s.previews.length : 0;
+  const scale = $('scale');
+  scale.disabled = K === 0;
+  scale.max = Math.max(K - 1, 0);
+  scale.value = scale.max;
+  state.scale = K ? K - 1 : null;
+  $('scale-out').value = K ? `final (${K}/${K})` : 'final';
+  $('scrub').max = s.joints.length - 1;
+  // look at the mean pelvis height (about 0.9 m for a standing adult)
+  state.centreY = s.joints.reduce((acc, f) => acc + f[0][1], 0) / s.joints.length;
+  for (const id of ['play', 'scrub', 'download-bvh', 'download-npy']) $(id).disabled = false;
+  body.visible = true;
+  clearSpan();
+  showFrame(0);
+  setPlaying(true);
+}
+
+function showSamples(samples, text) {
+  state.samples = samples;
+  state.text = text;
+  const tabs = $('sample-tabs');
+  tabs.innerHTML = '';
+  if (samples.length > 1) {
+    samples.forEach((s, i) => {
+      const c = document.createElement('button');
+      c.className = 'chip';
+      c.textContent = `#${i + 1} seed ${s.seed}`;
+      c.onclick = () => selectSample(i);
+      tabs.appendChild(c);
+    });
+  }
+  selectSample(0);
+}
+
+// ------------------------------------------------------------------------------ timeline
+const timeline = $('timeline');
+let dragFrom = null;
+function timelineFrame(e) {
+  const r = timeline.getBoundingClientRect();
+  const s = sample();
+  const n = s ? s.joints.length : 1;
+  return Math.round(Math.max(0, Math.min(1, (e.clientX - r.left) / r.width)) * (n - 1));
+}
+function clearSpan() {
+  state.span = null;
+  $('span').style.display = 'none';
+  $('span-out').textContent = 'no span selected';
+  $('edit').disabled = true;
+}
+function drawSpan(f0, f1) {
+  const s = sample();
+  const n = s.joints.length - 1;
+  const [lo, hi] = f0 < f1 ? [f0, f1] : [f1, f0];
+  const el = $('span');
+  el.style.display = 'block';
+  el.style.left = `${(100 * lo) / n}%`;
+  el.style.width = `${(100 * (hi - lo)) / n}%`;
+  state.span = { start: lo / s.fps, end: hi / s.fps };
+  $('span-out').textContent = `span ${state.span.start.toFixed(2)}-${state.span.end.toFixed(2)} s`;
+  $('edit').disabled = hi - lo < 2 || !(state.info && state.info.model.edit);
+}
+timeline.addEventListener('pointerdown', (e) => {
+  if (!sample()) return;
+  dragFrom = timelineFrame(e);
+  timeline.setPointerCapture(e.pointerId);
+});
+timeline.addEventListener('pointermove', (e) => {
+  if (dragFrom === null) return;
+  const f = timelineFrame(e);
+  if (Math.abs(f - dragFrom) > 1) drawSpan(dragFrom, f);
+});
+timeline.addEventListener('pointerup', (e) => {
+  if (dragFrom === null) return;
+  const f = timelineFrame(e);
+  if (Math.abs(f - dragFrom) <= 1) {   // a click: seek
+    clearSpan();
+    setPlaying(false);
+    showFrame(f);
+  }
+  dragFrom = null;
+});
+
+// ----------------------------------------------------------------------------- requests
+function setStatus(msg, error = false) {
+  const el = $('status');
+  el.textContent = msg;
+  el.classList.toggle('error', error);
+}
+
+async function post(url, body) {
+  const res = await fetch(url, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => ({ detail: `HTTP ${res.status}` }));
+  if (!res.ok) {
+    let msg = data.detail || `HTTP ${res.status}`;
+    if (data.hint) msg += `\n(${data.hint})`;
+    if (res.status === 503) msg += `\nretry in ${res.headers.get('Retry-After') || 'a few'} s`;
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function setBusy(on) {
+  state.busy = on;
+  $('generate').disabled = on;
+  $('edit').disabled = on || !state.span || !(state.info && state.info.model.edit);
+}
+
+$('generate').onclick = async () => {
+  const text = $('prompt').value.trim();
+  if (!text) { setStatus('type a description first', true); return; }
+  const seed = $('seed').value === '' ? null : +$('seed').value;
+  const body = {
+    text,
+    seconds: $('auto-length').checked ? null : +$('seconds').value,
+    seed,
+    num_samples: Math.max(1, Math.min(8, +$('samples').value || 1)),
+    previews: $('previews').checked,
+  };
+  setBusy(true);
+  setStatus('generating...');
+  const t0 = performance.now();
+  try {
+    const data = await post('/api/generate', body);
+    showSamples(data.samples, data.text);
+    const s = data.samples[0];
+    setStatus(`${data.samples.length} motion(s), ${s.seconds.toFixed(1)} s, seed ${s.seed} ` +
+      `in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  } catch (err) {
+    setStatus(err.message, true);
+  } finally {
+    setBusy(false);
+  }
+};
+
+$('edit').onclick = async () => {
+  const s = sample();
+  if (!s || !state.span) return;
+  const text = $('prompt').value.trim() || state.text;
+  setBusy(true);
+  setStatus('regenerating span...');
+  try {
+    const data = await post('/api/edit', {
+      joints: s.joints, text, start: state.span.start, end: state.span.end,
+      seed: $('seed').value === '' ? null : +$('seed').value,
+    });
+    state.samples[state.current] = data.samples[0];
+    selectSample(state.current);
+    setStatus(`span regenerated (seed ${data.samples[0].seed})`);
+  } catch (err) {
+    setStatus(err.message, true);
+  } finally {
+    setBusy(false);
+  }
+};
+
+// ---------------------------------------------------------------------------- downloads
+function slug() {
+  const s = sample();
+  const words = (state.text || 'motion').toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
+  return `${words.slice(0, 40) || 'motion'}_seed${s.seed}`;
+}
+
+function download(data, name, type) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// A .npy file (format 1.0) of float32 joints (T, J, 3), little endian, C order.
+function npyBytes(joints) {
+  const T = joints.length, J = joints[0].length;
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${T}, ${J}, 3), }`;
+  const pad = 64 - ((10 + dict.length + 1) % 64);   // header block is a multiple of 64 bytes
+  const header = dict + ' '.repeat(pad % 64) + '\n';
+  const offset = 10 + header.length;
+  const buf = new ArrayBuffer(offset + T * J * 3 * 4);
+  const bytes = new Uint8Array(buf);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);   // \x93NUMPY, version 1.0
+  const view = new DataView(buf);
+  view.setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) bytes[10 + i] = header.charCodeAt(i);
+  let o = offset;
+  for (const frame of joints) {
+    for (const p of frame) {
+      for (const v of p) { view.setFloat32(o, v, true); o += 4; }
+    }
+  }
+  return buf;
+}
+
+$('download-bvh').onclick = () => download(sample().bvh, slug() + '.bvh', 'text/plain');
+$('download-npy').onclick = () =>
+  download(npyBytes(sample().joints), slug() + '.npy', 'application/octet-stream');
+
+// ------------------------------------------------------------------------------- set-up
+$('seconds').oninput = (e) => { $('seconds-out').value = `${(+e.target.value).toFixed(1)} s`; };
+$('auto-length').onchange = (e) => { $('seconds').disabled = e.target.checked; };
+
+async function init() {
+  try {
+    const [health, ex] = await Promise.all([
+      fetch('/api/health').then((r) => r.json()),
+      fetch('/api/examples').then((r) => r.json()),
+    ]);
+    state.info = health;
+    state.skeleton = health.skeleton;
+    buildSkeleton(health.skeleton);
+    const m = health.model;
+    const slider = $('seconds');
+    slider.min = m.min_seconds;
+    slider.max = m.max_seconds;
+    slider.value = Math.min(Math.max(4, m.min_seconds), m.max_seconds);
+    slider.oninput({ target: slider });
+    $('auto-length').disabled = !m.length_estimator;
+    $('model-info').textContent = `${m.device} | ${m.num_scales} scales | ` +
+      `${m.min_seconds}-${m.max_seconds} s${m.edit ? '' : ' | editing unavailable'}`;
+    const box = $('examples');
+    for (const text of ex.examples) {
+      const c = document.createElement('button');
+      c.className = 'chip';
+      c.textContent = text;
+      c.onclick = () => { $('prompt').value = text; };
+      box.appendChild(c);
+    }
+    if (!$('prompt').value) $('prompt').value = ex.examples[0] || '';
+    state.ready = true;
+  } catch (err) {
+    setStatus('cannot reach the server: ' + err.message, true);
+  }
+}
+init();
