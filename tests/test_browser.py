@@ -102,7 +102,7 @@ def _near(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 60) -> int:
 
 
 def test_generate_and_play(page):
-    page.fill("#prompt", "a person jumps up and lands softly")
+    page.fill("#prompt", "a person walks forward happily")
     page.fill("#seed", "3")
     page.click("#generate")
     played = "window.mosa.samples.length > 0 && window.mosa.framesShown > 3"

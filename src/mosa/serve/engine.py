@@ -24,15 +24,16 @@ from mosa.motion.skeleton import JOINT_NAMES, KINEMATIC_CHAINS, PARENTS
 
 MAX_SAMPLES = 8
 MAX_SEED = 2**31 - 1
+# what the shipped model (trained on Bandai-Namco) knows: contents x styles
 EXAMPLES = (
-    "a person walks forward and then turns around",
-    "a person waves with the right hand",
-    "a person jumps up and lands softly",
+    "a person walks forward happily",
+    "someone waves with their right hand",
+    "an old man shuffles forward slowly",
     "a person bows politely",
-    "a person runs in a circle",
-    "a person kicks with the left leg",
-    "a person sits down on a chair and stands up again",
-    "a person dances happily, swinging both arms",
+    "a tired person runs",
+    "a man raises both hands above his head",
+    "a person walks backward",
+    "a proud person walks and turns left",
 )
 
 
