@@ -42,7 +42,14 @@ import numpy as np
 import torch
 
 from mosa.errors import MosaError
-from mosa.generate import OUTPUT_EXTENSIONS, ForcedTokens, GeneratedMotion, Pipeline, load
+from mosa.generate import (
+    OUTPUT_EXTENSIONS,
+    ForcedTokens,
+    GeneratedMotion,
+    Pipeline,
+    add_sampling_arguments,
+    load,
+)
 from mosa.motion.features import extract_features, recover_joints
 from mosa.motion.io import MotionFile, read_motion
 from mosa.motion.skeleton import FEATURE_DIM, NUM_JOINTS
@@ -443,10 +450,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, type=Path, help="out.bvh, out.npy, out.mp4 or out.gif"
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed")
-    parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
-    parser.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--blend",
         type=int,

@@ -595,10 +595,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the first motion")
     parser.add_argument("--num-samples", type=int, default=1, help="motions per prompt (default 1)")
-    parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
-    parser.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -607,6 +604,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--batch-size", type=int, default=32, help="motions per forward pass")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cfg --temperature --top-k --top-p``: shared by generate, edit and inbetween."""
+    parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    parser.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
 
 
 def read_prompts(path: Path) -> list[str]:

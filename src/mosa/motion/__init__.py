@@ -1,6 +1,6 @@
 """Motion representation: the 22-joint body, HumanML3D 263-d features, BVH for any rig.
 
-    from mosa.motion import extract_features, recover_joints, load_bvh, save_bvh
+from mosa.motion import extract_features, recover_joints, load_bvh, save_bvh
 """
 
 from mosa.motion.bvh import read_bvh, save_bvh
