@@ -408,6 +408,10 @@ class Trainer:
             }
             self.save_fn(self.out / "best", meta=meta)
 
+    def write_run_config(self, settings: dict[str, Any]) -> None:
+        """Write the run's settings to ``out/config.json`` (what was trained, on what data)."""
+        atomic_write_text(self.out / "config.json", json.dumps(settings, indent=2) + "\n")
+
     def resume(self) -> bool:
         """Restore ``out/last`` if it exists (model, optimizer, counters, RNG); True if done."""
         last = resolve_checkpoint_dir(self.out / "last")

@@ -479,7 +479,7 @@ def train_gen(
             cfg_text = {"model": dataclasses.asdict(model_cfg),
                         "train": dataclasses.asdict(train_cfg), "vae": str(vae_dir),
                         "data": str(data_dir), "max_len": max_len}  # fmt: skip
-            atomic_write_text(out / "config.json", json.dumps(cfg_text, indent=2) + "\n")
+            trainer.write_run_config(cfg_text)
             if not quiet:
                 print(
                     f"train gen: {len(train_data)} train crops of {len(train_set)} motions, "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from torch.utils.data import Dataset
 
 from mosa.checkpoint import CONFIG_FILE, config_from_dict
 from mosa.errors import MosaError
-from mosa.io import atomic_write_text
 from mosa.models.length import LengthConfig, LengthEstimator
 from mosa.train.common import (
     TrainConfig,
@@ -171,7 +169,7 @@ def train_length(
                 "train": dataclasses.asdict(train_cfg),
                 "data": str(data_dir),
             }
-            atomic_write_text(out / "config.json", json.dumps(cfg_text, indent=2) + "\n")
+            trainer.write_run_config(cfg_text)
             if not quiet:
                 print(
                     f"train length: {len(train_data)} train / {len(val_data)} val motions, "

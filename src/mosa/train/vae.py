@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import torch.nn.functional as F
 
 from mosa.errors import MosaError
 from mosa.eval.reconstruction import evaluate_model
-from mosa.io import atomic_write_text
 from mosa.models.vae import CAQVAE, VAEConfig
 from mosa.motion.features import recover_joints
 from mosa.train.common import (
@@ -195,7 +193,7 @@ def train_vae(
                 "model": dataclasses.asdict(model_cfg),
                 "train": dataclasses.asdict(train_cfg),
             }
-            atomic_write_text(out / "config.json", json.dumps(cfg_text, indent=2) + "\n")
+            trainer.write_run_config(cfg_text)
 
         def step_fn(m, batch):
             return vae_losses(m, batch, mean_t, std_t, model_cfg)
