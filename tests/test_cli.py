@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mosa.cli import EXIT_USER_ERROR, main
+from mosa.cli import EXIT_USER_ERROR, build_parser, main
 from mosa.motion import load_bvh
 
 
@@ -87,3 +87,20 @@ def test_help_lists_the_subcommands():
     assert proc.returncode == 0
     for command in ("data", "render", "convert", "train", "eval"):
         assert command in proc.stdout
+
+
+def test_only_the_named_command_module_is_imported():
+    code = (
+        "import sys; from mosa.cli import build_parser; "
+        "build_parser(['convert', 'a.bvh', 'b.npy']); print('mosa.generate' in sys.modules); "
+        "p = build_parser(['train', 'gen', '--help']); print('mosa.train.gen' in sys.modules, "
+        "'mosa.train.vae' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "False"]
+    # a lazily registered command still gets its full flags when named
+    args = build_parser(["generate", "hi", "-o", "x.bvh"]).parse_args(
+        ["generate", "hi", "-o", "x.bvh", "--seed", "3"]
+    )
+    assert args.seed == 3 and callable(args.func)

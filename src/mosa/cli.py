@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mosa import __version__
@@ -118,18 +118,27 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 # -- commands whose flags live in their own module -------------------------------------------
+# Importing a command's module pulls in torch and friends (seconds), so only the command on the
+# command line is imported; the others register a name and a help line.
 def _add_module_command(
     sub: argparse._SubParsersAction,
     name: str,
     help_text: str,
     module: str,
     prefix: str = "",
+    wanted: frozenset[str] | None = None,
 ) -> None:
-    """Register ``add_<prefix>arguments`` and ``run[_<prefix>]`` of ``module`` as ``name``."""
+    """Register ``add_<prefix>arguments`` and ``run[_<prefix>]`` of ``module`` as ``name``.
+
+    ``wanted``: the command-line words; the module is imported only if ``name`` is one of them
+    (``None`` imports it always).
+    """
     import importlib
 
-    mod = importlib.import_module(module)
     p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
+    if wanted is not None and name not in wanted:
+        return
+    mod = importlib.import_module(module)
     getattr(mod, f"add_{prefix}arguments")(p)
     p.set_defaults(func=getattr(mod, f"run_{prefix[:-1]}" if prefix else "run"))
 
@@ -141,75 +150,50 @@ TRAINERS = (
     ("evaluator", "train the T2M text-motion evaluator", "mosa.eval.train_evaluator"),
 )
 
+# (name, help, module, prefix of add_<prefix>arguments / run_<prefix>)
+MODULE_COMMANDS = (
+    ("generate", "generate motion from text (.bvh/.npy/.mp4/.gif)", "mosa.generate", ""),
+    ("edit", "regenerate a time span, extend or lead into a motion from text", "mosa.edit",
+     "edit_"),
+    ("inbetween", "generate the motion between two motions from text", "mosa.edit",
+     "inbetween_"),
+    ("eval", "T2M metrics (FID, R-Precision, ...) with 95% CIs", "mosa.eval.run", ""),
+    ("serve", "web page and HTTP API (FastAPI)", "mosa.serve.app", ""),
+    ("bench", "time text-to-motion generation (ms per motion)", "mosa.bench", ""),
+)  # fmt: skip
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+
+def _add_train(sub: argparse._SubParsersAction, wanted: frozenset[str] | None) -> None:
     train = sub.add_parser("train", help="train models").add_subparsers(
         dest="train_command", required=True, metavar="{" + ",".join(t[0] for t in TRAINERS) + "}"
     )
     for name, help_text, module in TRAINERS:
-        _add_module_command(train, name, help_text, module)
+        _add_module_command(train, name, help_text, module, wanted=wanted)
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> None:
-    _add_module_command(
-        sub, "eval", "T2M metrics (FID, R-Precision, ...) with 95% CIs", "mosa.eval.run"
-    )
-
-
-def _add_generate(sub: argparse._SubParsersAction) -> None:
-    _add_module_command(
-        sub, "generate", "generate motion from text (.bvh/.npy/.mp4/.gif)", "mosa.generate"
-    )
-
-
-def _add_edit(sub: argparse._SubParsersAction) -> None:
-    _add_module_command(
-        sub, "edit", "regenerate a time span, extend or lead into a motion from text",
-        "mosa.edit", prefix="edit_",
-    )  # fmt: skip
-    _add_module_command(
-        sub, "inbetween", "generate the motion between two motions from text",
-        "mosa.edit", prefix="inbetween_",
-    )  # fmt: skip
-
-
-def _add_serve(sub: argparse._SubParsersAction) -> None:
-    _add_module_command(sub, "serve", "web page and HTTP API (FastAPI)", "mosa.serve.app")
-
-
-def _add_bench(sub: argparse._SubParsersAction) -> None:
-    _add_module_command(
-        sub, "bench", "time text-to-motion generation (ms per motion)", "mosa.bench"
-    )
-
-
-BUILDERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_generate,
-    _add_edit,
-    _add_data,
-    _add_render,
-    _add_convert,
-    _add_train,
-    _add_eval,
-    _add_serve,
-    _add_bench,
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``argv``, only the modules of the commands named in it load."""
     parser = argparse.ArgumentParser(
         prog="mosa", description="mosa: text to 3D human motion, motion editing, BVH export."
     )
     parser.add_argument("--version", action="version", version=f"mosa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in BUILDERS:
-        add(sub)
+    wanted = None if argv is None else frozenset(argv)
+    for name, help_text, module, prefix in MODULE_COMMANDS[:3]:
+        _add_module_command(sub, name, help_text, module, prefix, wanted)
+    _add_data(sub)
+    _add_render(sub)
+    _add_convert(sub)
+    _add_train(sub, wanted)
+    for name, help_text, module, prefix in MODULE_COMMANDS[3:]:
+        _add_module_command(sub, name, help_text, module, prefix, wanted)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mosa` console script; returns the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -36,7 +36,14 @@ from mosa.checkpoint import CONFIG_FILE, config_from_dict
 from mosa.errors import MosaError
 from mosa.io import atomic_path, atomic_write_text
 from mosa.models.quantizer import PAD_TOKEN, scale_lengths
-from mosa.models.sar import SARConfig, SARTransformer, ScaleLayout, sar_loss, save_sar
+from mosa.models.sar import (
+    SARConfig,
+    SARTransformer,
+    ScaleLayout,
+    load_sar,
+    sar_loss,
+    save_sar,
+)
 from mosa.train.common import (
     TrainConfig,
     Trainer,
@@ -354,6 +361,7 @@ def train_gen(
     train_cfg: TrainConfig,
     *,
     resume: bool = False,
+    init: str | Path | None = None,
     device: str | None = None,
     text_encoder: str = "minilm",
     length_dir: str | Path | None = None,
@@ -361,7 +369,11 @@ def train_gen(
     val_items: int | None = 2048,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train a SAR transformer; returns the trainer's summary."""
+    """Train a SAR transformer; returns the trainer's summary.
+
+    ``init`` warm-starts from a SAR checkpoint folder's weights (and its model config) with a
+    fresh optimizer and schedule; ``resume`` continues ``OUT/last`` exactly.
+    """
     from mosa.data.dataset import MotionDataset
     from mosa.generate import check_compatible
     from mosa.models.text import load_text_encoder
@@ -437,9 +449,13 @@ def train_gen(
             is_main=env.is_main,
         )
 
+        warm = None
         if resume and has_last:
             _, payload = load_training_checkpoint(last)
             model_cfg = config_from_dict(SARConfig, payload["config"])
+        elif init is not None:
+            warm = load_sar(init)
+            model_cfg = warm.config
         else:
             fixed = {  # dictated by the tokenizer, text encoder and data, not choices
                 "codebook_size": vcfg.codebook_size, "code_dim": vcfg.code_dim,
@@ -450,6 +466,9 @@ def train_gen(
             model_cfg = config_from_dict(SARConfig, {**model_overrides, **fixed})
         torch.manual_seed(train_cfg.seed)  # same initial weights on every rank
         model = SARTransformer(model_cfg)
+        if warm is not None:
+            model.load_state_dict(warm.state_dict())
+            del warm
         check_compatible(model, vae, encoder)
         del encoder  # all captions are cached
 
@@ -545,6 +564,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--length", default=None, help="length estimator folder to name in pipeline.json (optional)"
     )
+    parser.add_argument(
+        "--init", help="warm-start from this SAR checkpoint folder (fresh optimizer and schedule)"
+    )
     parser.add_argument("--max-len", type=int, default=196, help="longest crop in frames")
     parser.add_argument("--max-steps", type=int, help="total optimisation steps")
     parser.add_argument("--batch-size", type=int, help="motions per batch per process")
@@ -589,7 +611,7 @@ def run(args: argparse.Namespace) -> int:
     model_overrides, train_cfg = build_configs(args)
     summary = train_gen(
         args.vae, args.data, args.out, model_overrides, train_cfg, resume=args.resume,
-        device=args.device, text_encoder=args.text_encoder, length_dir=args.length,
+        init=args.init, device=args.device, text_encoder=args.text_encoder, length_dir=args.length,
         max_len=args.max_len, val_items=args.val_items,
     )  # fmt: skip
     report_done(summary, args.out, "val loss", "{:.4f}")
