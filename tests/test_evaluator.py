@@ -526,3 +526,20 @@ def test_evaluate_model_rows_with_stand_in_models(tiny_dataset):
     assert out[GENERATED]["fid"][0] > out[REAL]["fid"][0]
     # 40 captions in chunks of 16 + 5 x 12 MultiModality generations per replication
     assert sum(n for n, _ in calls) == 2 * (40 + 60)
+
+
+def test_pipeline_generate_fn_clamps_lengths_and_passes_sampling():
+    from types import SimpleNamespace
+
+    from mosa.eval.run import pipeline_generate_fn
+
+    calls = []
+
+    def fake_generate(captions, frames, seed, **kw):
+        calls.append((captions, frames, seed, kw))
+        return [SimpleNamespace(features=np.zeros((f, 3))) for f in frames]
+
+    pipe = SimpleNamespace(frame_range=(40, 196), generate=fake_generate)
+    out = pipeline_generate_fn(pipe, cfg=5.0, top_k=None)(["a", "b"], [10, 300], 7)
+    assert [len(x) for x in out] == [40, 196]
+    assert calls == [(["a", "b"], [40, 196], 7, {"cfg": 5.0, "top_k": None})]

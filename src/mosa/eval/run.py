@@ -294,6 +294,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mm-repeats", type=int, default=30, help="generations per caption")
     parser.add_argument("--device", help="device for the generator (default: cuda if available)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from mosa.generate import add_sampling_arguments
+
+    add_sampling_arguments(parser)  # default: the checkpoint's pipeline.json
 
 
 def _kind(folder: Path) -> str | None:
@@ -311,21 +314,24 @@ def _is_pipeline(folder: Path) -> bool:
     return (folder / PIPELINE_FILE).is_file() or (folder / "sar").is_dir() or _kind(folder) == "sar"
 
 
-def pipeline_generate_fn(pipe) -> GenerateFn:
+def pipeline_generate_fn(pipe, **sampling) -> GenerateFn:
     """``generate(captions, lengths, seed)`` of a :class:`mosa.generate.Pipeline`.
 
     Lengths are clamped to the generator's supported range; motion i uses seed ``seed + i``.
+    ``sampling``: cfg / temperature / top_k / top_p for ``Pipeline.generate`` (None: the
+    checkpoint's defaults).
     """
     lo, hi = pipe.frame_range
 
     def generate(captions: list[str], lengths: list[int], seed: int) -> list[np.ndarray]:
         frames = [min(max(int(n), lo), hi) for n in lengths]
-        return [m.features for m in pipe.generate(captions, frames=frames, seed=seed)]
+        motions = pipe.generate(captions, frames=frames, seed=seed, **sampling)
+        return [m.features for m in motions]
 
     return generate
 
 
-def load_models(checkpoint: str | os.PathLike | None, device: str | None = None):
+def load_models(checkpoint: str | os.PathLike | None, device: str | None = None, **sampling):
     """``(vae round trip or None, generate fn or None, folder used or None)`` for ``--checkpoint``.
 
     A ``vae`` checkpoint gives the reconstruction row; a generation pipeline folder gives the
@@ -350,7 +356,7 @@ def load_models(checkpoint: str | os.PathLike | None, device: str | None = None)
 
         pipe = load(folder, device)
         recon = VAERoundTrip.from_model(pipe.vae, pipe.mean, pipe.std, str(folder))
-        return recon, pipeline_generate_fn(pipe), folder
+        return recon, pipeline_generate_fn(pipe, **sampling), folder
     if kind is None and _kind(folder / "vae") == "vae":
         return VAERoundTrip(folder / "vae"), None, folder / "vae"
     raise MosaError(
@@ -387,7 +393,8 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
             f"{evaluator.config.motion_dim}",
             "use an evaluator trained on this kind of features",
         )
-    vae, generate, folder = load_models(args.checkpoint, args.device)
+    sampling = {k: getattr(args, k, None) for k in ("cfg", "temperature", "top_k", "top_p")}
+    vae, generate, folder = load_models(args.checkpoint, args.device, **sampling)
     settings = EvalSettings(
         replications=args.replications, batch_size=args.batch_size, seed=args.seed,
         mm_samples=args.mm_samples, mm_repeats=args.mm_repeats,
@@ -401,6 +408,7 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
         f"\nT2M metrics on {args.data} [{args.split}], {len(dataset)} motions, "
         f"{args.replications} replications, evaluator {evaluator.name}"
         + (f", models from {folder}" if folder else "")
+        + "".join(f", {k} {v}" for k, v in sampling.items() if v is not None)
     )
     print(markdown_table(summary))
     report = {
@@ -410,6 +418,7 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
         "evaluator": evaluator.name,
         "checkpoint": str(folder) if folder else None,
         "settings": asdict(settings),
+        "sampling": {k: v for k, v in sampling.items() if v is not None},
         "rows": summary,
     }
     if args.json:
