@@ -33,6 +33,11 @@ def hml_sample(shared_data: Path) -> Path:
     return shared_data / "humanml3d-sample"
 
 
+# tiny models run fastest on one thread; set here too so module/session fixtures, which run
+# before the per-test fixture below, use it as well
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -105,6 +105,20 @@ def test_layout_rounds_crops_and_checks():
         crop=True,
     )
     assert [s.end - s.start for s in c.segments] == [138, 8, 50]
+    # outpainting (both ends generated): the kept source loses frames on both sides
+    c = E.layout(
+        [E.Part(frames=20), E.Part(a, source=0), E.Part(frames=20)], 4, (40, 196), crop=True
+    )
+    # 230 frames -> 232 (multiple of 4) -> 36 cut, 18 a side; the frame that rounding to 4
+    # then adds back is generated
+    assert [s.end - s.start for s in c.segments] == [22, 154, 20]
+    assert c.segments[1].source_start == 18 and c.features[22, 0] == 18
+    assert c.features[175, 0] == 171  # 190 - 18 frames cut at the end -> last kept is 171
+    with pytest.raises(MosaError, match="only 30 source frames are kept"):
+        E.layout(
+            [E.Part(frames=100), E.Part(a[:30], source=0), E.Part(frames=100)],
+            4, (40, 196), crop=True,
+        )  # fmt: skip
     with pytest.raises(MosaError, match="shorter than the generator's minimum 2 s"):
         E.layout([E.Part(f[:10]), E.Part(frames=10)], 4, (40, 196))
     with pytest.raises(MosaError, match="nothing to generate"):

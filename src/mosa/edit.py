@@ -150,8 +150,11 @@ def _crop_ends(parts: list[Part], excess: int) -> None:
     """Drop ``excess`` frames from the kept parts at both ends, longer end first."""
     left = parts[0] if parts[0].kept else None
     right = parts[-1] if parts[-1].kept and len(parts) > 1 else None
+    if left is None and right is None:
+        _crop_middle(parts, excess)
+        return
     nl, nr = (len(left) if left else 0), (len(right) if right else 0)
-    if nl + nr - excess < 0 or (left is None and right is None):
+    if nl + nr - excess < 0:
         raise MosaError(
             f"cannot crop {excess} frames: only {nl + nr} source frames lie outside the edit",
             "use fewer seconds of generated motion",
@@ -168,6 +171,20 @@ def _crop_ends(parts: list[Part], excess: int) -> None:
         right.features = right.features[: len(right) - cut_r]
     if any(p.kept and len(p) == 0 for p in parts):
         parts[:] = [p for p in parts if not p.kept or len(p) > 0]
+
+
+def _crop_middle(parts: list[Part], excess: int) -> None:
+    """Outpainting: both ends are generated, so trim the one kept source part on both sides."""
+    kept = [p for p in parts if p.kept]
+    if len(kept) != 1 or len(kept[0]) <= excess:
+        have = sum(len(p) for p in kept)
+        raise MosaError(
+            f"cannot crop {excess} frames: only {have} source frames are kept",
+            "use fewer seconds of generated motion or a shorter source",
+        )
+    p, cut_l = kept[0], (excess + 1) // 2
+    p.features = p.features[cut_l : len(p) - (excess - cut_l)]
+    p.source_start += cut_l
 
 
 def _paint(parts: Sequence[Part]) -> Canvas:
