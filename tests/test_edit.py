@@ -175,7 +175,10 @@ def test_output_cross_fades_source_and_decode(pipe, joints):
     m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, blend=4)
     w = m.weights[:, None]
     np.testing.assert_allclose(m.canvas[m.kept], feats[m.kept], atol=1e-6)
-    np.testing.assert_allclose(m.features, w * feats + (1 - w) * m.decoded, atol=1e-5)
+    np.testing.assert_allclose(m.features, E.cross_fade(feats, m.decoded, m.weights), atol=1e-5)
+    plain = w * feats + (1 - w) * m.decoded  # outside the joint positions, a plain blend
+    np.testing.assert_allclose(m.features[:, :4], plain[:, :4], atol=1e-5)
+    np.testing.assert_allclose(m.features[:, 67:], plain[:, 67:], atol=1e-5)
     np.testing.assert_array_equal(m.features[m.weights == 1], feats[m.weights == 1])
     np.testing.assert_array_equal(m.features[~m.kept], m.decoded[~m.kept])
     np.testing.assert_allclose(m.weights[35:40], [1.0, 0.8, 0.6, 0.4, 0.2], atol=1e-6)
@@ -344,3 +347,25 @@ def test_cli_errors(ckpt, tmp_path):
     with pytest.raises(MosaError, match="unknown extension"):
         E.run_edit(_parse(E.add_edit_arguments, [tmp_path / "s.fbx", *base[1:], "--extend", 1,
                                                  "-o", tmp_path / "x.npy"]))  # fmt: skip
+
+
+def test_cross_fade_keeps_bone_lengths_on_blended_frames(hml_sample):
+    from mosa.motion.features import recover_joints
+    from mosa.motion.skeleton import PARENTS
+
+    feats = np.load(hml_sample / "000612_new_joint_vecs.npy").astype(np.float32)
+    a, b = feats[:40], feats[60:100]  # two different stretches of poses
+    w = np.linspace(0, 1, 40).astype(np.float32)
+    out = E.cross_fade(a, b, w)
+
+    def bones(f):
+        j = np.asarray(recover_joints(f))
+        return np.linalg.norm(j[:, 1:] - j[:, list(PARENTS[1:])], axis=-1)
+
+    want = w[:, None] * bones(a) + (1 - w[:, None]) * bones(b)
+    assert np.allclose(bones(out), want, atol=1e-4)
+    naive = w[:, None] * a + (1 - w[:, None]) * b
+    assert np.abs(bones(naive) - want).max() > 0.01  # the plain blend does shorten bones
+    # untouched: frames with w in {0, 1} and every non-position part
+    assert np.allclose(out[[0, -1]], naive[[0, -1]])
+    assert np.allclose(out[:, :4], naive[:, :4]) and np.allclose(out[:, 67:], naive[:, 67:])

@@ -52,7 +52,7 @@ from mosa.generate import (
 )
 from mosa.motion.features import extract_features, recover_joints
 from mosa.motion.io import MotionFile, read_motion
-from mosa.motion.skeleton import FEATURE_DIM, NUM_JOINTS
+from mosa.motion.skeleton import FEATURE_DIM, NUM_JOINTS, PARENTS, RIC_SLICE, ROOT_SLICE
 
 DEFAULT_BLEND = 4  # frames of cross-fade on the kept side of each seam (0.2 s at 20 fps)
 
@@ -253,6 +253,45 @@ def blend_weights(kept: np.ndarray, blend: int = DEFAULT_BLEND) -> np.ndarray:
     return np.clip(dist / (max(int(blend), 0) + 1), 0.0, 1.0).astype(np.float32)
 
 
+def _local_joints(features: np.ndarray) -> np.ndarray:
+    """``(T, 22, 3)`` joints in each frame's root frame: pelvis ``(0, height, 0)``, the rest from
+    the root-relative positions of ``features (T, 263)``."""
+    T = len(features)
+    root = np.zeros((T, 1, 3), features.dtype)
+    root[:, 0, 1] = features[:, ROOT_SLICE][:, 3]
+    return np.concatenate([root, features[:, RIC_SLICE].reshape(T, -1, 3)], axis=1)
+
+
+def _bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """``(T, 21)`` length of each joint's bone to its parent, joints ``(T, 22, 3)``."""
+    return np.linalg.norm(joints[:, 1:] - joints[:, list(PARENTS[1:])], axis=-1)
+
+
+def cross_fade(source: np.ndarray, decoded: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``w * source + (1 - w) * decoded`` per frame, features ``(T, 263)``, ``w (T,)``.
+
+    A linear blend of two different poses shortens the bones (the chord of an arc), so on
+    blended frames (0 < w < 1) the root-relative joint positions are rebuilt down the
+    kinematic tree: each bone keeps its blended direction and gets the blended length.
+    """
+    out = (w[:, None] * source + (1 - w[:, None]) * decoded).astype(np.float32)
+    mid = (w > 0) & (w < 1)
+    if not mid.any():
+        return out
+    wm = w[mid, None]
+    length = wm * _bone_lengths(_local_joints(source[mid])) + (1 - wm) * _bone_lengths(
+        _local_joints(decoded[mid])
+    )
+    blended = _local_joints(out[mid])
+    fixed = blended.copy()
+    for j in range(1, len(PARENTS)):  # parents come before children
+        bone = blended[:, j] - blended[:, PARENTS[j]]
+        norm = np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-8)
+        fixed[:, j] = fixed[:, PARENTS[j]] + bone / norm * length[:, j - 1 : j]
+    out[np.flatnonzero(mid), RIC_SLICE] = fixed[:, 1:].reshape(int(mid.sum()), -1)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # running an edit
 
@@ -313,7 +352,7 @@ def run_canvas(
     recon = pipe.decode_latent(f_src, lengths)[0]
 
     w = blend_weights(canvas.kept, blend) if keep_source else np.zeros(T, np.float32)
-    features = (w[:, None] * canvas.features + (1 - w[:, None]) * decoded).astype(np.float32)
+    features = cross_fade(canvas.features, decoded, w)
     joints = np.asarray(recover_joints(features), dtype=np.float32)
     return EditedMotion(
         gen.text, gen.seed, joints, features, pipe.fps, gen.tokens,

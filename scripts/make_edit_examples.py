@@ -1,0 +1,612 @@
+"""Before/after renders and acceptance figures of motion editing, written to docs/editing/.
+
+One example per editing mode (span regeneration on a Bandai-Namco clip and on a CMU clip,
+continuation, lead-in, in-betweening, outpainting). For each: a GIF with the source and the
+edit side by side, in sync, the generated frames marked; then one contact sheet of all of
+them, ``acceptance.json`` and ``README.md`` with the CLI command of every example and the
+acceptance figures of ``benchmarks/edit_acceptance.py``. Re-run it after retraining:
+
+    python scripts/make_edit_examples.py --checkpoint checkpoints --data data/bandai \\
+        --cmu ../shared/data/cmu/01_01.bvh --evaluator checkpoints/evaluator --out docs/editing
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageSequence
+
+from mosa import edit as E
+from mosa import generate as G
+from mosa.errors import MosaError
+from mosa.io import atomic_path, atomic_write_text
+from mosa.motion.features import recover_joints
+from mosa.motion.io import read_motion
+from mosa.motion.render import render_contact_sheet, render_motions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ACCEPTANCE_PY = REPO_ROOT / "benchmarks" / "edit_acceptance.py"
+
+GENERATED_COLOUR = (240, 140, 20)  # orange: generated frames
+KEPT_COLOUR = (185, 185, 185)  # grey: kept source frames
+STRIP = 18  # pixels of timeline strip added under each GIF
+MODES = ("span", "extend", "lead_in", "inbetween", "outpaint")
+MODE_TITLES = {
+    "span": "span regeneration",
+    "extend": "continuation (--extend)",
+    "lead_in": "lead-in (--lead-in)",
+    "inbetween": "in-betweening",
+    "outpaint": "outpainting (--lead-in + --extend)",
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One edit: ``sources`` are keys of the source table (a Bandai clip name or ``"cmu"``);
+    ``start``/``end`` (span), ``before``/``after`` (lead-in/extend/outpaint) and ``seconds``
+    (in-between) are in seconds of the source(s), as on the CLI."""
+
+    name: str
+    mode: str
+    text: str
+    sources: tuple[str, ...]
+    start: float = 0.0
+    end: float = 0.0
+    before: float = 0.0
+    after: float = 0.0
+    seconds: float = 0.0
+    crop: bool = False
+    note: str = ""  # a remark on the source(s) for the README
+
+    def cli(self, paths: Sequence[str], output: str, extra: Sequence[str] = ()) -> str:
+        """The equivalent ``mosa edit`` / ``mosa inbetween`` command line."""
+        if self.mode == "inbetween":
+            args = ["mosa", "inbetween", *paths, "--seconds", f"{self.seconds:g}"]
+        else:
+            args = ["mosa", "edit", paths[0]]
+            if self.mode == "span":
+                args += ["--start", f"{self.start:g}", "--end", f"{self.end:g}"]
+            if self.before:
+                args += ["--lead-in", f"{self.before:g}"]
+            if self.after:
+                args += ["--extend", f"{self.after:g}"]
+        args += ["--text", self.text, *extra, *(["--crop"] if self.crop else []), "-o", output]
+        return shlex.join(args)
+
+
+CMU = "cmu"
+EXAMPLES = (
+    Example("span_walk", "span", "a person raises both arms above their head",
+            ("dataset-2_walk_active_006",), start=1.5, end=3.0),
+    Example("span_cmu", "span", "a person waves with the right hand", (CMU,),
+            start=3.0, end=5.0, crop=True,
+            note="The CMU clip starts with a T-pose frame (the wrist's 14 m/s step at 0 s) "
+                 "and is 23 s long: `--crop` keeps the frames nearest the span."),
+    Example("extend", "extend", "a person waves with the right hand",
+            ("dataset-2_walk_active_019",), after=2.0),
+    Example("lead_in", "lead_in", "a person walks forward",
+            ("dataset-2_raise-up-both-hands_elderly_031",), before=2.0),
+    Example("inbetween", "inbetween", "a person walks forward and stops",
+            ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
+            seconds=2.0, crop=True),
+    Example("outpaint", "outpaint", "a person walks forward",
+            ("dataset-2_wave-right-hand_exhausted_007",), before=1.5, after=1.5),
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# running the edits
+
+
+def load_acceptance() -> ModuleType:
+    """``benchmarks/edit_acceptance.py`` as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("edit_acceptance", ACCEPTANCE_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def source_paths(examples: Sequence[Example], data: Path | None, cmu: Path | None) -> dict:
+    """Source key -> file: Bandai clips are ``DATA/new_joint_vecs/KEY.npy``, ``cmu`` the BVH."""
+    paths = {}
+    for key in {k for ex in examples for k in ex.sources}:
+        if key == CMU:
+            if cmu is None:
+                raise MosaError("an example needs the CMU clip", "pass --cmu PATH/01_01.bvh")
+            paths[key] = Path(cmu)
+        else:
+            if data is None:
+                raise MosaError(f"example clip {key} needs --data", "pass --data data/bandai")
+            paths[key] = Path(data) / "new_joint_vecs" / f"{key}.npy"
+        if not paths[key].is_file():
+            raise MosaError(f"source motion not found: {paths[key]}", "check --data / --cmu")
+    return paths
+
+
+def run_example(pipe, ex: Example, paths: dict, seed: int) -> tuple[E.EditedMotion, list]:
+    """Run one edit; returns it and the ``(F_i, 263)`` features of its sources."""
+    motions = [read_motion(paths[k]) for k in ex.sources]
+    feats = [E.source_features(m, pipe.fps) for m in motions]
+    kw = {"seed": seed, "crop": ex.crop}
+    if ex.mode == "span":
+        m = E.edit_span(pipe, motions[0], ex.text, ex.start, ex.end, **kw)
+    elif ex.mode == "inbetween":
+        m = E.inbetween(pipe, motions[0], motions[1], ex.text, ex.seconds, **kw)
+    elif ex.mode in ("extend", "lead_in", "outpaint"):
+        m = E.outpaint(pipe, motions[0], ex.text, ex.before, ex.after, **kw)
+    else:
+        raise MosaError(f"unknown editing mode '{ex.mode}'", f"use one of {', '.join(MODES)}")
+    return m, feats
+
+
+def generated_window(m: E.EditedMotion) -> tuple[int, int]:
+    """Output frames ``[first generated, last generated + 1)``."""
+    gen = np.flatnonzero(~m.kept)
+    return int(gen[0]), int(gen[-1]) + 1
+
+
+def reference_features(m: E.EditedMotion, ex: Example, feats: list) -> np.ndarray:
+    """What the text is compared against when nothing is generated, ``(L, 263)``: the
+    source's own span (span mode, as the benchmark does); the source's last / first ``L``
+    frames (extend / lead-in); the hard cut from the end of A to the start of B (in-between);
+    the whole kept source (outpaint, whose window is the whole output)."""
+    g0, g1 = generated_window(m)
+    n = g1 - g0
+    if ex.mode == "span":
+        return m.canvas[g0:g1]  # edit_span fills the span with the source
+    if ex.mode == "outpaint":
+        return m.canvas[m.kept]
+    if ex.mode == "extend":
+        return feats[0][-n:]
+    if ex.mode == "lead_in":
+        return feats[0][:n]
+    t = np.arange(len(m.kept))
+    a, b = m.canvas[m.kept & (t < g0)], m.canvas[m.kept & (t >= g1)]
+    return np.concatenate([a[len(a) - n // 2 :], b[: n - n // 2]])
+
+
+def acceptance_row(acc, pipe, m: E.EditedMotion, ex: Example, feats: list, evaluator=None) -> dict:
+    """The figures of ``edit_acceptance.measure`` for any mode (its functions, not a copy)."""
+    blend = E.DEFAULT_BLEND
+    g0, g1 = generated_window(m)
+    row = {
+        "example": ex.name,
+        "mode": ex.mode,
+        "text": ex.text,
+        "seed": m.seed,
+        "frames": len(m.joints),
+        "generated_s": float((~m.kept).sum() / m.fps),
+        "mpjpe_outside_mm": acc.kept_mpjpe(m, m.features),
+        "mpjpe_outside_decoded_mm": acc.kept_mpjpe(m, m.decoded),
+        "recon_mpjpe_mm": acc.kept_mpjpe(m, m.reconstruction),
+    }
+    row["mpjpe_pass"] = row["mpjpe_outside_mm"] <= row["recon_mpjpe_mm"] + acc.MPJPE_SLACK_MM
+    row["seam_window"] = blend + pipe.unit
+    row.update(acc.seam_speed_ratio(m, np.concatenate(feats), row["seam_window"]))
+    row["seam_pass"] = row["seam_ratio"] <= acc.SEAM_SPEED_RATIO
+    # a text asking for faster motion than the source's (walking into a standing clip)
+    # fails the ratio above with no jump at all; a jump makes the seams the fastest part
+    row["peak_elsewhere_speed"] = peak_away_from_seams(acc, m, blend + pipe.unit)
+    row["seam_over_elsewhere"] = row["seam_peak_speed"] / max(row["peak_elsewhere_speed"], 1e-9)
+    if evaluator is not None:
+        ref = reference_features(m, ex, feats)
+        row.update(acc.text_distances(evaluator, ex.text, m.features[g0:g1], ref))
+        row["text_pass"] = row["text_dist_edited"] < row["text_dist_source"]
+    row.update(describe(m.joints[g0:g1]))
+    return row
+
+
+def peak_away_from_seams(acc, m: E.EditedMotion, window: int) -> float:
+    """Fastest joint speed (m/s) of the output outside the benchmark's seam windows."""
+    speed = acc.joint_speeds(m.joints, m.fps).max(axis=1)  # (T-1,)
+    far = np.ones(len(speed), bool)
+    for s in np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1:
+        far[max(0, s - window - 1) : s + window] = False  # the benchmark's window
+    return float(speed[far].max()) if far.any() else 0.0
+
+
+def describe(joints: np.ndarray) -> dict:
+    """Crude description of the generated frames ``(L, 22, 3)``: root travel on the floor (m)
+    and how far the higher wrist gets above the head (m, negative: below)."""
+    travel = float(np.linalg.norm(joints[-1, 0, [0, 2]] - joints[0, 0, [0, 2]]))
+    wrist = float((joints[:, [20, 21], 1].max(axis=1) - joints[:, 15, 1]).max())
+    return {"gen_travel_m": travel, "gen_wrist_over_head_m": wrist}
+
+
+# --------------------------------------------------------------------------------------------
+# renders
+
+
+def before_track(m: E.EditedMotion, feats: list, mode: str) -> np.ndarray:
+    """The source(s) laid out on the output's frames, ``(T, 22, 3)``, for side-by-side views.
+
+    Kept frames show the source frame they came from. Generated frames show, in span mode, the
+    source frames they replace (time runs on as in the source), else the nearest kept frame's
+    pose, held. Each source is recovered from the features it contributes (so it starts where
+    the edit starts, like the output); a second source (in-between) is moved to start where
+    the first one ends: the sources as a hard cut.
+    """
+    T = len(m.kept)
+    src, idx = np.full(T, -1), np.zeros(T, int)
+    for s in m.segments:
+        if s.kind == "kept":
+            src[s.start : s.end] = s.source
+            idx[s.start : s.end] = s.source_start + np.arange(s.end - s.start)
+    gen = np.flatnonzero(src < 0)
+    kept = np.flatnonzero(src >= 0)
+    if mode == "span" or len(kept) == 0:
+        first = next((s for s in m.segments if s.kind == "kept"), None)
+        off = 0 if first is None else first.source_start - first.start
+        src[gen], idx[gen] = 0, np.clip(gen + off, 0, len(feats[0]) - 1)
+    else:
+        nearest = kept[np.abs(gen[:, None] - kept[None, :]).argmin(axis=1)]
+        src[gen], idx[gen] = src[nearest], idx[nearest]
+    track = np.zeros((T, 22, 3), np.float32)
+    for i in np.unique(src):
+        on = src == i
+        lo, hi = idx[on].min(), idx[on].max() + 1
+        joints = np.asarray(recover_joints(feats[i][lo:hi]), np.float32)
+        track[on] = joints[idx[on] - lo]
+        if i > 0:  # start where the previous source ended (floor position only)
+            first, prev = np.flatnonzero(on)[0], np.flatnonzero(src == i - 1)
+            if len(prev):
+                shift = track[prev[-1], 0] - track[first, 0]
+                track[on] += np.array([shift[0], 0.0, shift[2]], np.float32)
+    return track
+
+
+def resample(joints: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear resampling in time of ``(T, 22, 3)`` to ``fps_out``: ``(round(T fps_out /
+    fps_in), 22, 3)``; frame k is at ``k / fps_out`` seconds."""
+    n = max(1, round(len(joints) * fps_out / fps_in))
+    t = np.minimum(np.arange(n) * fps_in / fps_out, len(joints) - 1)
+    i0 = np.floor(t).astype(int)
+    i1 = np.minimum(i0 + 1, len(joints) - 1)
+    w = (t - i0)[:, None, None]
+    return ((1 - w) * joints[i0] + w * joints[i1]).astype(np.float32)
+
+
+def frames_at(mask: np.ndarray, fps_in: float, n: int, fps_out: float) -> np.ndarray:
+    """``mask (T,)`` sampled at ``n`` frames of ``fps_out`` (nearest source frame)."""
+    t = np.minimum(np.round(np.arange(n) * fps_in / fps_out).astype(int), len(mask) - 1)
+    return mask[t]
+
+
+def short_name(path: Path) -> str:
+    """A clip's file stem without the Bandai-Namco ``dataset-N_`` prefix (titles are narrow)."""
+    return re.sub(r"^dataset-\d+_", "", path.stem)
+
+
+def span_label(m: E.EditedMotion) -> str:
+    """``generated 1.5-3.0 s`` (output seconds, each generated segment)."""
+    segs = [s for s in m.segments if s.kind == "generated"]
+    return "generated " + ", ".join(f"{s.start / m.fps:.1f}-{s.end / m.fps:.1f} s" for s in segs)
+
+
+def render_pair(
+    before: np.ndarray,
+    after: np.ndarray,
+    generated: np.ndarray,
+    out: Path,
+    *,
+    fps: float,
+    gif_fps: float,
+    titles: Sequence[str],
+    caption: str,
+    width: int,
+    dpi: float,
+) -> Path:
+    """Source and edit side by side (``render_motions``), then a timeline strip under them
+    (grey kept, orange generated, a black play head) and an orange frame round the edit's
+    panel while generated frames play."""
+    b, a = resample(before, fps, gif_fps), resample(after, fps, gif_fps)
+    marks = frames_at(generated, fps, len(a), gif_fps)
+    tmp_gif = out.with_name(f".{out.stem}.plain.gif")
+    try:
+        render_motions(
+            [b, a], tmp_gif, fps=gif_fps, titles=titles, caption=caption, width=width, dpi=dpi
+        )
+        mark_gif(tmp_gif, out, marks, (width, 2 * width), gif_fps)
+    finally:
+        tmp_gif.unlink(missing_ok=True)
+    return out
+
+
+def mark_gif(src: Path, out: Path, generated: np.ndarray, panel: tuple[int, int], fps: float):
+    """Add the timeline strip and the generated-frame highlight to every frame of ``src``."""
+    font = ImageFont.load_default(size=10)
+    frames = []
+    with Image.open(src) as im:
+        for k, frame in enumerate(ImageSequence.Iterator(im)):
+            rgb = frame.convert("RGB")
+            W, H = rgb.size
+            img = Image.new("RGB", (W, H + STRIP), "white")
+            img.paste(rgb, (0, 0))
+            draw = ImageDraw.Draw(img)
+            now = bool(generated[min(k, len(generated) - 1)])
+            if now:
+                draw.rectangle(
+                    (panel[0] + 1, 1, panel[1] - 2, H - 2), outline=GENERATED_COLOUR, width=3
+                )
+            _timeline(draw, generated, k, (W, H), font)
+            frames.append(img.quantize(colors=128, method=Image.Quantize.FASTOCTREE))
+    with atomic_path(out) as tmp:
+        frames[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            loop=0,
+            duration=max(20, round(1000.0 / fps)),
+            optimize=False,
+            disposal=1,
+        )
+
+
+def _timeline(draw: ImageDraw.ImageDraw, generated: np.ndarray, k: int, size, font) -> None:
+    W, H = size
+    draw.text((6, H + 3), "generated", fill=GENERATED_COLOUR, font=font)
+    draw.text((66, H + 3), "kept", fill=(120, 120, 120), font=font)
+    x0, x1, y0, y1 = 96, W - 8, H + 5, H + STRIP - 5
+    n = len(generated)
+    for i in range(n):  # one cell per frame (runs of equal cells merge visually)
+        colour = GENERATED_COLOUR if generated[i] else KEPT_COLOUR
+        draw.rectangle((x0 + (x1 - x0) * i / n, y0, x0 + (x1 - x0) * (i + 1) / n, y1), fill=colour)
+    x = x0 + (x1 - x0) * (k + 0.5) / n
+    draw.rectangle((x - 1, y0 - 3, x + 1, y1 + 3), fill=(0, 0, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# everything
+
+
+def make_edit_examples(
+    pipe,
+    examples: Sequence[Example],
+    paths: dict,
+    out: Path,
+    *,
+    seed: int = 0,
+    evaluator=None,
+    gif_fps: float = 12.5,
+    width: int = 220,
+    dpi: float = 60.0,
+    cell: int = 110,
+    command: str = "",
+    cli_extra: Sequence[str] = (),
+    about: str = "",
+) -> list[dict]:
+    """Run, measure and render ``examples``; write ``out/{name}.gif``, ``contact_sheet.png``,
+    ``acceptance.json`` and ``README.md``. ``paths``: source key -> file. ``cli_extra``:
+    options added to every example's CLI command. Returns the acceptance rows."""
+    acc = load_acceptance()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, sheet, sheet_titles = [], [], []
+    for ex in examples:
+        t0 = time.perf_counter()
+        m, feats = run_example(pipe, ex, paths, seed)
+        row = acceptance_row(acc, pipe, m, ex, feats, evaluator)
+        row["label"], row["note"] = span_label(m), ex.note
+        extra = [*cli_extra, "--seed", str(seed)]
+        row["cli"] = ex.cli([_show(paths[k]) for k in ex.sources], f"{ex.name}.bvh", extra)
+        before = before_track(m, feats, ex.mode)
+        names = " + ".join(short_name(paths[k]) for k in ex.sources)
+        titles = [f"source: {names}", f"edit, {row['label']}: {ex.text}"]
+        render_pair(before, m.joints, ~m.kept, out / f"{ex.name}.gif", fps=m.fps,
+                    gif_fps=gif_fps, titles=titles, caption=MODE_TITLES[ex.mode], width=width,
+                    dpi=dpi)  # fmt: skip
+        sheet += [before, m.joints]
+        sheet_titles += [f"{ex.name} {titles[0]}", f"{ex.name} {MODE_TITLES[ex.mode]}, {titles[1]}"]
+        rows.append(row)
+        figures = ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float))
+        print(f"{ex.name} ({time.perf_counter() - t0:.1f} s): {row['label']}, {figures}")
+    render_contact_sheet(sheet, out / "contact_sheet.png", frames_per_motion=6,
+                         titles=sheet_titles, cell=cell, dpi=dpi)  # fmt: skip
+    atomic_write_text(out / "acceptance.json", json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(out / "README.md", readme(rows, command, about, evaluator is not None))
+    return rows
+
+
+def _show(path: Path) -> str:
+    """A path as typed from the current folder (relative when possible)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+
+
+COLUMNS = (
+    ("example", "example", "{}"),
+    ("mode", "mode", "{}"),
+    ("frames", "frames", "{}"),
+    ("generated_s", "generated (s)", "{:.2f}"),
+    ("mpjpe_outside_mm", "MPJPE outside (mm)", "{:.1f}"),
+    ("mpjpe_outside_decoded_mm", "raw decode (mm)", "{:.1f}"),
+    ("recon_mpjpe_mm", "recon. (mm)", "{:.1f}"),
+    ("mpjpe_pass", "MPJPE pass", "{}"),
+    ("seam_peak_speed", "seam peak (m/s)", "{:.2f}"),
+    ("source_p95_speed", "source p95 (m/s)", "{:.2f}"),
+    ("seam_ratio", "seam ratio", "{:.2f}"),
+    ("seam_pass", "seam pass", "{}"),
+    ("seam_over_elsewhere", "seam / peak elsewhere", "{:.2f}"),
+    ("text_dist_edited", "text dist. edit", "{:.2f}"),
+    ("text_dist_source", "text dist. ref.", "{:.2f}"),
+    ("text_pass", "text pass", "{}"),
+    ("gen_travel_m", "gen. travel (m)", "{:.2f}"),
+    ("gen_wrist_over_head_m", "wrist over head (m)", "{:+.2f}"),
+)
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table of the acceptance figures (text columns only when measured)."""
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for key, _, fmt in cols:
+            v = r.get(key)
+            cells.append(
+                "" if v is None else ("yes" if v is True else "no" if v is False else fmt.format(v))
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def readme(rows: list[dict], command: str, about: str, with_text: bool) -> str:
+    parts = [
+        "# Motion editing: before and after\n",
+        "Written by `scripts/make_edit_examples.py`; do not edit by hand. Re-create everything "
+        "here (GIFs, contact sheet, `acceptance.json`, this page) from the repository root "
+        "with\n",
+        f"```bash\n{command}\n```\n" if command else "",
+        f"{about}\n" if about else "",
+        "Each GIF shows the source on the left and the edit on the right, in sync. The bar "
+        "under it is the output's timeline: orange frames are generated, grey ones kept from "
+        "the source, the black mark is the current frame; the edit's panel gets an orange "
+        "frame while generated frames play. On the left, generated stretches show the source "
+        "frames they replace (span regeneration) or hold the nearest kept source pose (the "
+        "other modes); in-betweening shows A then B as a hard cut. Outputs have one frame less "
+        "than a joint source (features are velocities) and lengths are multiples of 4 frames; "
+        "`--crop` drops the source frames farthest from the edit when the result would exceed "
+        "the generator's maximum length.\n",
+        "![contact sheet: source and edit rows per example](contact_sheet.png)\n",
+        "## Examples\n",
+    ]
+    for r in rows:
+        parts += [
+            f"### {r['example']}: {MODE_TITLES[r['mode']]}\n",
+            f"*{r['text']}*, {r['label']}. {r['note']}".rstrip() + "\n",
+            f"```bash\n{r['cli']}\n```\n",
+            f"![{r['example']}]({r['example']}.gif)\n",
+        ]
+    parts += [
+        "## Acceptance figures\n",
+        "Computed with the functions of `benchmarks/edit_acceptance.py` (also in "
+        "`acceptance.json`):\n",
+        "- **MPJPE outside**: output vs source joints on the kept frames, root-relative, next "
+        "to the raw decode (no cross-fade with the source) and the tokenizer's reconstruction "
+        "of the same frames. Pass: MPJPE outside <= reconstruction + 10 mm.\n",
+        f"- **Seam**: fastest joint within {rows[0]['seam_window']} frames of a seam over the "
+        "source's 95th percentile joint speed. Pass: ratio <= 1.5. Next to it (a diagnostic, "
+        "no pass/fail) the same peak "
+        "over the fastest joint speed of the output away from the seams: when the text asks "
+        "for faster motion than the source's (walking into a standing clip) the ratio above "
+        "fails with no jump at the seam; above 1 here, the seams are the fastest part.\n",
+    ]
+    if with_text:
+        parts.append(
+            "- **Text**: evaluator distance from the text to the generated frames (first to "
+            "last generated frame; outpainting: the whole output) vs to a reference that "
+            "generates nothing: the source's own span (span), the source's last / first "
+            "frames of the same length (extend / lead-in), the hard cut from A to B "
+            "(in-between), the whole source (outpainting). Pass: the edit is closer.\n"
+        )
+    parts += [
+        "- **gen. travel / wrist over head**: what the generated frames do (root travel on "
+        "the floor; highest wrist minus head height), to read the text's effect.\n",
+        table(rows) + "\n",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def checkpoint_about(folder: Path, device: str, threads: int) -> str:
+    """One line naming the generator (its training step when recorded) and the device."""
+    step = None
+    try:
+        spec = G.read_pipeline_spec(folder)
+        cfg = json.loads((folder / spec["sar"] / "config.json").read_text())
+        step = cfg.get("meta", {}).get("step")
+    except (OSError, ValueError, MosaError):
+        pass
+    where = f"`{_show(folder)}`" + (f" (generator step {step})" if step is not None else "")
+    return f"Checkpoint: {where}; device {device}, {threads} CPU thread(s)."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="pipeline folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/bandai"),
+        help="processed Bandai-Namco data (HumanML3D layout)",
+    )
+    p.add_argument("--cmu", type=Path, default=None, help="the CMU clip 01_01.bvh")
+    p.add_argument("--out", type=Path, default=Path("docs/editing"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--evaluator",
+        default=None,
+        help="evaluator DIR or t2m:PATH (default: CHECKPOINT/evaluator if there; "
+        "'none' skips the text figures)",
+    )
+    p.add_argument(
+        "--examples",
+        nargs="+",
+        default=None,
+        choices=[e.name for e in EXAMPLES],
+        help="only these examples",
+    )
+    p.add_argument("--gif-fps", type=float, default=12.5)
+    p.add_argument("--width", type=int, default=220, help="pixels per GIF panel")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    examples = [e for e in EXAMPLES if args.examples is None or e.name in args.examples]
+    folder = args.checkpoint or G.default_checkpoint_dir()
+    try:
+        paths = source_paths(examples, args.data, args.cmu)
+        pipe = G.load(folder, args.device)
+        evaluator = None
+        ev = args.evaluator if args.evaluator is not None else folder / "evaluator"
+        if str(ev).lower() != "none" and (args.evaluator is not None or Path(ev).is_dir()):
+            from mosa.eval.evaluator import load_evaluator
+
+            evaluator = load_evaluator(ev)
+        extra = ["--checkpoint", _show(Path(args.checkpoint))] if args.checkpoint else []
+        make_edit_examples(
+            pipe,
+            examples,
+            paths,
+            args.out,
+            seed=args.seed,
+            evaluator=evaluator,
+            gif_fps=args.gif_fps,
+            width=args.width,
+            command=_command(argv),
+            cli_extra=extra,
+            about=checkpoint_about(Path(folder), args.device, args.threads),
+        )
+    except MosaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", "scripts/make_edit_examples.py", *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

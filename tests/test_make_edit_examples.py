@@ -1,0 +1,194 @@
+"""scripts/make_edit_examples.py on the tiny random pipeline: files, table, CLI commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mosa import generate as G
+from mosa.cli import main as mosa_main
+from mosa.eval.evaluator import Evaluator, EvaluatorConfig, TextMotionEvaluator
+from mosa.motion.features import recover_joints
+from mosa.motion.io import read_motion
+from tiny_models import write_tiny_pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GIF_FPS, WIDTH, CELL = 4.0, 64, 40
+COLUMNS = [
+    "example", "mode", "frames", "generated (s)", "MPJPE outside (mm)", "raw decode (mm)",
+    "recon. (mm)", "MPJPE pass", "seam peak (m/s)", "source p95 (m/s)", "seam ratio",
+    "seam pass", "seam / peak elsewhere", "text dist. edit", "text dist. ref.", "text pass",
+    "gen. travel (m)", "wrist over head (m)",
+]  # fmt: skip
+
+
+def _load_script():
+    path = REPO_ROOT / "scripts" / "make_edit_examples.py"
+    spec = importlib.util.spec_from_file_location("make_edit_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+S = _load_script()
+
+
+class RandomVectors:
+    """Random 300-d word vectors: the evaluator only needs to run, not to be right."""
+
+    dim = 300
+
+    def vector(self, word):
+        seed = int.from_bytes(word.encode(), "little") % 2**32
+        return np.random.default_rng(seed).standard_normal(300).astype(np.float32)
+
+
+def tiny_evaluator() -> Evaluator:
+    cfg = EvaluatorConfig(movement_hidden=16, movement_dim=16, motion_hidden=24,
+                          text_hidden=20, embed_dim=8, dropout=0.0)  # fmt: skip
+    model = TextMotionEvaluator(cfg).eval()
+    return Evaluator(model, np.zeros(263, np.float32), np.ones(263, np.float32), RandomVectors())
+
+
+# A: 199 feature frames, B: 170 (20 fps); the tiny generator makes 40..196 frames.
+EXAMPLES = (
+    S.Example("span", "span", "a person jumps", ("b",), start=1.0, end=2.5),
+    S.Example("extend", "extend", "a person walks", ("b",), after=1.0),
+    S.Example("lead_in", "lead_in", "a person waves", ("b",), before=0.5),
+    S.Example("inbetween", "inbetween", "a person turns", ("a", "b"), seconds=1.0, crop=True),
+    S.Example("outpaint", "outpaint", "a person runs", ("b",), before=0.5, after=0.5),
+)
+# Output frames, rounded up to multiples of 4 by the first generated part: span 20 kept +
+# (30 + 2) + 120 kept = 172; extend 170 + (20 + 2) = 192; lead-in 10 + 170 = 180; in-between
+# 199 + (20 + 3) + 170 = 392, cropped to 196; outpaint (10 + 2) + 170 + 10 = 192.
+GENERATED_FRAMES = {"span": 32, "extend": 22, "lead_in": 10, "inbetween": 23, "outpaint": 22}
+TOTAL_FRAMES = {"span": 172, "extend": 192, "lead_in": 180, "inbetween": 196, "outpaint": 192}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return write_tiny_pipeline(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def pipe(ckpt):
+    torch.set_num_threads(1)  # module fixtures run before conftest's per-test setting
+    return G.load(ckpt, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def paths(hml_sample):
+    return {"a": hml_sample / "000612_new_joint_vecs.npy",
+            "b": hml_sample / "012314_new_joint_vecs.npy"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def made(pipe, paths, ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("editing")
+    rows = S.make_edit_examples(
+        pipe, EXAMPLES, paths, out, seed=3, evaluator=tiny_evaluator(), gif_fps=GIF_FPS,
+        width=WIDTH, cell=CELL, command="python scripts/make_edit_examples.py --test",
+        cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"],
+    )  # fmt: skip
+    return out, rows
+
+
+def test_files_are_written(made):
+    out, rows = made
+    for ex in EXAMPLES:
+        with Image.open(out / f"{ex.name}.gif") as im:
+            assert im.format == "GIF"
+            seconds = TOTAL_FRAMES[ex.mode] / 20
+            assert im.n_frames == round(seconds * GIF_FPS)
+            assert im.size[0] >= 2 * WIDTH
+    with Image.open(out / "contact_sheet.png") as im:  # the size render.py documents
+        assert im.size == (6 * CELL, 2 * len(EXAMPLES) * (CELL + CELL // 5))
+    assert json.loads((out / "acceptance.json").read_text()) == json.loads(json.dumps(rows))
+
+
+def test_lengths_and_figures(made):
+    _, rows = made
+    assert [r["example"] for r in rows] == [e.name for e in EXAMPLES]
+    for r in rows:
+        assert r["frames"] == TOTAL_FRAMES[r["mode"]]
+        assert r["generated_s"] == pytest.approx(GENERATED_FRAMES[r["mode"]] / 20)
+        numbers = [v for v in r.values() if isinstance(v, float)]
+        assert len(numbers) >= 12 and all(math.isfinite(v) for v in numbers)
+        assert r["mpjpe_pass"] == (r["mpjpe_outside_mm"] <= r["recon_mpjpe_mm"] + 10.0)
+        assert r["seam_ratio"] == pytest.approx(r["seam_peak_speed"] / r["source_p95_speed"])
+        assert r["seam_pass"] == (r["seam_ratio"] <= 1.5)
+        assert r["text_pass"] == (r["text_dist_edited"] < r["text_dist_source"])
+        # kept frames are the source's own features away from the seams: close to it
+        assert r["mpjpe_outside_mm"] < r["mpjpe_outside_decoded_mm"]
+
+
+def test_readme_table(made):
+    out, rows = made
+    text = (out / "README.md").read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == COLUMNS
+    body = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert [b[0] for b in body] == [e.name for e in EXAMPLES]
+    for cells in body:
+        assert len(cells) == len(COLUMNS)
+        for name, cell in zip(COLUMNS, cells, strict=True):
+            if name.endswith("pass"):
+                assert cell in ("yes", "no")
+            elif name not in ("example", "mode"):
+                assert math.isfinite(float(cell))
+    for ex in EXAMPLES:
+        assert f"![{ex.name}]({ex.name}.gif)" in text
+
+
+def test_readme_command_reproduces_the_edit(made, pipe, paths, tmp_path):
+    _, rows = made
+    [row] = [r for r in rows if r["example"] == "span"]
+    argv = shlex.split(row["cli"])
+    assert argv[:2] == ["mosa", "edit"] and argv[-2:] == ["-o", "span.bvh"]
+    assert argv[argv.index("--start") + 1 : argv.index("--start") + 4] == ["1", "--end", "2.5"]
+    out = tmp_path / "span.npy"
+    assert mosa_main([*argv[1:-1], str(out)]) == 0
+    got = read_motion(out).joints
+    assert len(got) == row["frames"]
+    # the CLI makes the very motion the script measured and rendered
+    m, _ = S.run_example(pipe, EXAMPLES[0], paths, seed=3)
+    np.testing.assert_allclose(got, m.joints, atol=1e-4)
+    # and its first frames (more than the 4-frame blend before 1.0 s) are the source's
+    ref = recover_joints(np.load(paths["b"]))
+    np.testing.assert_allclose(got[:15], ref[:15], atol=1e-4)
+
+
+def test_before_track_and_marks(made, pipe, paths):
+    out, _ = made
+    m, feats = S.run_example(pipe, EXAMPLES[0], paths, seed=3)
+    track = S.before_track(m, feats, "span")
+    ref = recover_joints(np.load(paths["b"]))  # span 1.0-2.5 s keeps frames 0-19 and 50-169
+    np.testing.assert_allclose(track[:20], ref[:20], atol=1e-5)
+    np.testing.assert_allclose(track[52:], ref[50:], atol=1e-5)  # after 2 rounding frames
+    np.testing.assert_allclose(track[20:52], ref[20:52], atol=1e-5)  # what the span replaced
+    # the edit's panel is framed in orange exactly while generated frames (1.0-2.6 s) play
+    with Image.open(out / "span.gif") as im:
+        orange = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            r, g, b = im.convert("RGB").getpixel((WIDTH + 2, im.size[1] // 2))
+            orange.append(r > 200 and 100 < g < 180 and b < 80)
+    t = np.arange(len(orange)) / GIF_FPS
+    assert orange == [bool(1.0 <= s < 2.6) for s in t]
+
+
+def test_missing_source_is_a_user_error(tmp_path, capsys):
+    code = S.main(["--data", str(tmp_path), "--examples", "span_walk", "--evaluator", "none"])
+    assert code == 2
+    assert "source motion not found" in capsys.readouterr().err
