@@ -1,4 +1,5 @@
-"""Render the docs' example prompts with a checkpoint: one GIF each plus a contact sheet.
+"""Render the docs' example prompts with a checkpoint: one GIF each, a contact sheet, and a
+table of kinematic figures per motion that says whether the text reached the motion.
 
 python scripts/make_examples.py --checkpoint checkpoints --out docs/examples
 """
@@ -6,25 +7,88 @@ python scripts/make_examples.py --checkpoint checkpoints --out docs/examples
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
 import mosa
+from mosa.io import atomic_write_text
 from mosa.motion.render import render_contact_sheet, render_motions
+from mosa.motion.skeleton import FACE_JOINTS, FOOT_LEFT, FOOT_RIGHT
 
+HEAD, L_WRIST, R_WRIST = 15, 20, 21
+
+# content and style words of the training captions, plus sentences no template used (last two)
 PROMPTS = (
     "a person walks forward happily",
     "a person walks backward",
     "a person runs forward",
+    "a person dashes forward",
     "someone waves with their right hand",
+    "someone waves with their left hand",
     "a person raises both hands above the head",
     "a man bows politely",
     "an old man shuffles forward",
     "a tired person walks and turns left",
+    "a person walks and turns right",
+    "a proud person walks",
     "someone jogs",
     "a man greets by lifting his left arm",
 )
+
+
+def facing(joints: np.ndarray) -> np.ndarray:
+    """``(T, 2)`` unit facing direction on the floor (x, z) from hips and shoulders."""
+    r_hip, l_hip, r_sdr, l_sdr = FACE_JOINTS
+    across = joints[:, r_hip] - joints[:, l_hip] + joints[:, r_sdr] - joints[:, l_sdr]
+    fwd = np.stack([across[:, 2], -across[:, 0]], axis=-1)  # up x across, on the floor
+    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
+
+
+def describe(joints: np.ndarray, fps: float = 20.0) -> dict[str, float]:
+    """Kinematic figures of joints ``(T, 22, 3)`` (metres, Y-up).
+
+    forward: root displacement along the first frame's facing (negative: backward);
+    turn: signed change of facing in degrees (positive: to the left, counter-clockwise seen
+    from above); speed: mean root speed on the floor; wrist_*: highest wrist above the head;
+    head_drop: standing head height minus the lowest head height (a bow or crouch);
+    foot_lift: highest foot above its lowest point (a kick or step).
+    """
+    root = joints[:, 0, [0, 2]]
+    face = facing(joints)
+    step = np.linalg.norm(np.diff(root, axis=0), axis=-1)
+    a0, a1 = np.arctan2(face[0, 1], face[0, 0]), np.arctan2(face[-1, 1], face[-1, 0])
+    turn = -np.degrees((a1 - a0 + np.pi) % (2 * np.pi) - np.pi)  # x-z plane: flip for CCW
+    head = joints[:, HEAD, 1]
+    feet = joints[:, list(FOOT_LEFT + FOOT_RIGHT), 1]
+    return {
+        "travel_m": float(np.linalg.norm(root[-1] - root[0])),
+        "forward_m": float((root[-1] - root[0]) @ face[0]),
+        "turn_deg": float(turn),
+        "speed_mps": float(step.mean() * fps),
+        "wrist_l_above_head_m": float((joints[:, L_WRIST, 1] - head).max()),
+        "wrist_r_above_head_m": float((joints[:, R_WRIST, 1] - head).max()),
+        "head_drop_m": float(np.percentile(head, 90) - head.min()),
+        "foot_lift_m": float((feet - feet.min(axis=0)).max()),
+    }
+
+
+COLUMNS = (
+    ("forward_m", "forward m"), ("turn_deg", "turn °"), ("speed_mps", "speed m/s"),
+    ("wrist_l_above_head_m", "L wrist above head m"),
+    ("wrist_r_above_head_m", "R wrist above head m"), ("head_drop_m", "head drop m"),
+)  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    head = "| # | prompt | " + " | ".join(name for _, name in COLUMNS) + " |"
+    lines = [head, "|---|---|" + "---|" * len(COLUMNS)]
+    for i, r in enumerate(rows):
+        cells = " | ".join(f"{r[key]:+.2f}" if "deg" not in key else f"{r[key]:+.0f}"
+                           for key, _ in COLUMNS)  # fmt: skip
+        lines.append(f"| {i:02d} | {r['prompt']} | {cells} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -37,16 +101,15 @@ def main() -> None:
     pipe = mosa.load(args.checkpoint, device="cpu")
     motions = pipe.generate(list(PROMPTS), seconds=args.seconds, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob("[0-9][0-9].gif"):
+        old.unlink()
     for i, m in enumerate(motions):
         render_motions([m.joints], args.out / f"{i:02d}.gif", caption=m.text, width=240, dpi=60)
     render_contact_sheet([m.joints for m in motions], args.out / "contact_sheet.png",
                          titles=list(PROMPTS))  # fmt: skip
-    for m in motions:  # a crude check that the text reached the motion
-        j = m.joints
-        travel = np.linalg.norm(j[-1, 0, [0, 2]] - j[0, 0, [0, 2]])
-        hands = (j[:, [20, 21], 1] - j[:, [15], 1]).max(axis=0)  # wrist minus head height
-        lifts = f"{hands[0]:+.2f}/{hands[1]:+.2f} m"
-        print(f"{m.text!r:50} travel {travel:5.2f} m, wrist above head L/R {lifts}")
+    rows = [{"prompt": m.text, "seed": m.seed, **describe(m.joints, m.fps)} for m in motions]
+    atomic_write_text(args.out / "figures.json", json.dumps(rows, indent=2) + "\n")
+    print(table(rows))
 
 
 if __name__ == "__main__":
