@@ -10,9 +10,13 @@ This script builds that procedure at MoMask's sizes (384-d, 8 layers, 6 heads, f
 codebook 512 x 512-d, 6 quantizer layers, conv decoder of width 512) with random weights from
 mosa's parts (the same MiniLM text encoder, ``CAQVAE`` with the ``rvq`` quantizer and ``conv``
 decoder, the same joint recovery), and times it next to ``mosa.bench`` at the same transformer
-size. Conditional and unconditional passes run as one doubled batch in both, as in mosa.
+size. Conditional and unconditional passes run as one doubled batch in both, as in mosa; both
+run under ``torch.inference_mode`` with fused attention (the baseline's encoder layers take
+PyTorch's fused inference path), no attention mask where nothing is padded, and the same
+threads. The two pipelines' runs are interleaved (A B, B A, ...), so load changes on a shared
+machine hit both alike; medians are reported.
 
-    python benchmarks/momask_baseline.py --batch 1 --frames 196 --repeats 5
+    python benchmarks/momask_baseline.py --batch 1 --frames 196 --repeats 5 --threads 1
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mosa.bench import (
-    bench_pipeline,
     count,
     environment,
+    pipeline_run,
     prompts_for,
     random_pipeline,
+    summarize,
     sync,
-    time_stages,
+    time_interleaved,
 )
 from mosa.generate import _joints
 from mosa.models.sar import filter_logits
@@ -72,6 +77,7 @@ class TokenTransformer(nn.Module):
         x = x + sinusoidal_positions(x.shape[1], self.dim, x.device)
         seq = torch.cat([cond[:, None], x], dim=1)
         key_pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
+        key_pad = key_pad if bool(key_pad.any()) else None  # nothing padded: no mask (as mosa)
         return self.encoder(seq, src_key_padding_mask=key_pad)[:, 1:]
 
 
@@ -185,15 +191,15 @@ class MoMaskBaseline(nn.Module):
         )
 
 
-@torch.inference_mode()
-def bench_baseline(
-    model: MoMaskBaseline, text_encoder, batch: int, frames: int, repeats: int, warmup: int
-) -> dict:
+def baseline_run(model: MoMaskBaseline, text_encoder, batch: int, frames: int):
+    """One timed generation of ``batch`` motions (``mosa.bench.RunOnce``): text encoding, the
+    two transformers (``gen_ms``), decoding + joint recovery."""
     dev = next(model.parameters()).device
     unit = model.vae_config.downsample
     n = frames // unit
     gen = torch.Generator(device=dev).manual_seed(0)
 
+    @torch.inference_mode()
     def once(r: int) -> dict[str, float]:
         text_encoder.clear_cache()
         sync(dev)
@@ -212,15 +218,7 @@ def bench_baseline(
         t3 = time.perf_counter()
         return {"text_ms": 1e3 * (t1 - t0), "gen_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2)}
 
-    t = time_stages(once, repeats, warmup)
-    total = sum(t.values())
-    return {
-        "batch": batch,
-        "frames": n * unit,
-        **{k: round(v, 3) for k, v in t.items()},
-        "ms_per_motion": round(total / batch, 3),
-        "ms_per_motion_no_text": round((total - t["text_ms"]) / batch, 3),
-    }
+    return once
 
 
 def main(argv=None) -> int:
@@ -248,10 +246,17 @@ def main(argv=None) -> int:
     base = base.to(dev).eval()
     rows = []
     for b in args.batch:
-        ours = bench_pipeline(
-            mosa_pipe, b, args.frames, cfg=args.cfg, repeats=args.repeats, warmup=args.warmup
+        t = time_interleaved(
+            {
+                "mosa": pipeline_run(mosa_pipe, b, args.frames, cfg=args.cfg),
+                "baseline": baseline_run(base, text_encoder, b, args.frames),
+            },
+            args.repeats,
+            args.warmup,
         )
-        theirs = bench_baseline(base, text_encoder, b, args.frames, args.repeats, args.warmup)
+        unit = base.vae_config.downsample
+        ours = summarize(t["mosa"], b, mosa_pipe.frames_for(frames=args.frames) * mosa_pipe.unit)
+        theirs = summarize(t["baseline"], b, args.frames // unit * unit)
         rows.append({
             "batch": b,
             "mosa": ours,

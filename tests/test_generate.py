@@ -74,6 +74,14 @@ def test_cfg_against_teacher_forced_forward():
     rec = Recorder(force=truth)
     G.generate_tokens(m, q, cond, cfg=1.0, strategy=rec)
     torch.testing.assert_close(torch.cat(rec.logits, 1)[valid], c_ref[valid], atol=1e-5, rtol=1e-5)
+    # one scale per sample: sample 0 unguided (exactly its conditional logits), sample 1 at 4
+    rec = Recorder(force=truth)
+    G.generate_tokens(m, q, cond, cfg=[1.0, 4.0], strategy=rec)
+    got = torch.cat(rec.logits, dim=1)
+    v0, v1 = valid[0], valid[1]
+    torch.testing.assert_close(got[0, v0], c_ref[0, v0], atol=1e-5, rtol=1e-5)
+    ref1 = u_ref[1, v1] + 4.0 * (c_ref[1, v1] - u_ref[1, v1])
+    torch.testing.assert_close(got[1, v1], ref1, atol=1e-5, rtol=1e-5)
 
 
 @torch.no_grad()
@@ -171,6 +179,55 @@ def test_pipeline_end_to_end(pipe, tmp_path):
     bvh = out[2].save(tmp_path / "jump.bvh").read_text()
     assert bvh.startswith("HIERARCHY")
     assert "Frames: 64" in bvh and "Frame Time: 0.05" in bvh
+
+
+def test_generate_requests_each_row_as_if_alone(pipe):
+    """Rows with their own text, length, seed, cfg and sampling options in one call give the
+    motions each request gives alone; ``generate`` is the same path."""
+    R = G.GenerationRequest
+    reqs = [
+        R("a person walks forward", seconds=2.0, seed=3, cfg=1.0),
+        R("someone jumps", frames=64, seed=4, cfg=4.0, temperature=0.7, top_k=5),
+        R("a person waves", seed=5, cfg=2.0, top_p=0.5),  # length from the estimator
+        R("a person walks forward", seconds=2.4, seed=6, temperature=0.0),  # greedy
+        R("someone jumps", seconds=3.0, seed=7, cfg=0.0, top_p=1.0, top_k=0),
+    ]
+    batch = pipe.generate_requests(reqs)
+    assert [m.seed for m in batch] == [3, 4, 5, 6, 7]
+    for r, m in zip(reqs, batch, strict=True):
+        [alone] = pipe.generate_requests([r])
+        assert m.text == alone.text == r.text and len(m.joints) == len(alone.joints)
+        for a, b in zip(m.tokens, alone.tokens, strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(m.joints, alone.joints, atol=1e-4)
+    assert len(batch[0].joints) == 40 and len(batch[1].joints) == 64
+    # batch_size splits the call without changing the motions
+    split = pipe.generate_requests(reqs, batch_size=2)
+    for a, b in zip(batch, split, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a.tokens, b.tokens, strict=True))
+    # generate(...) is generate_requests on the requests it describes
+    [g] = pipe.generate("someone jumps", frames=64, seed=4, cfg=4.0, temperature=0.7, top_k=5)
+    assert all(np.array_equal(x, y) for x, y in zip(g.tokens, batch[1].tokens, strict=True))
+    # greedy ignores the seed
+    [greedy] = pipe.generate_requests([R("a person walks forward", seconds=2.4, seed=99,
+                                         temperature=0.0)])  # fmt: skip
+    assert all(np.array_equal(x, y) for x, y in zip(greedy.tokens, batch[3].tokens, strict=True))
+
+
+def test_generate_requests_errors(pipe):
+    R = G.GenerationRequest
+    with pytest.raises(MosaError, match="no request"):
+        pipe.generate_requests([])
+    with pytest.raises(MosaError, match="request 2 is empty"):
+        pipe.generate_requests([R("ok", seconds=2), R(" ", seconds=2)])
+    with pytest.raises(MosaError, match="cfg must be >= 0"):
+        pipe.generate_requests([R("ok", seconds=2, cfg=-1.0)])
+    with pytest.raises(MosaError, match="cfg must be >= 0"):
+        pipe.generate_requests([R("ok", seconds=2, cfg=float("nan"))])
+    with pytest.raises(MosaError, match="top_p must be in"):
+        pipe.generate_requests([R("ok", seconds=2), R("ok", seconds=2, top_p=1.5)])
+    with pytest.raises(MosaError, match="outside the supported range"):
+        pipe.generate_requests([R("ok", seconds=30)])
 
 
 def test_pipeline_length_estimator_and_frames(pipe):

@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from mosa.errors import MosaError
 from mosa.models.quantizer import (
     PAD_TOKEN,
+    PLAN_CACHE_SIZE,
     Codebook,
     MultiScaleQuantizer,
+    Phi,
     ResidualQuantizer,
     _resample_matrix,
     scale_lengths,
@@ -193,6 +195,40 @@ def test_next_scale_input_consistent_with_decode(fitted, latents):
     assert torch.allclose(full, fitted(zb, mask).f_hat, atol=1e-5)
     with pytest.raises(MosaError):
         fitted.next_scale_input(full, K - 1, n)
+
+
+def test_plans_cached_in_eval_only():
+    q = MultiScaleQuantizer(8, 16, K).eval()
+    n = torch.tensor([30, 12])
+    a = q.plan(n, 2)
+    n[0] = 5  # the caller's tensor changes afterwards: the cached plan must not
+    assert a.n.tolist() == [30, 12] and a.lengths[:, -1].tolist() == [30, 12]
+    assert q.plan([30, 12], 2) is a  # same lengths (list or tensor): same plan
+    assert q.plan([30, 13], 2) is not a and q.plan(7, 3) is not a
+    for v in range(1, PLAN_CACHE_SIZE + 2):
+        q.plan([v], 1)
+    assert len(q._plans) == PLAN_CACHE_SIZE  # bounded: least recently used dropped
+    assert q.plan([30, 12], 2) is not a
+    q.train()
+    assert q.plan([30, 12], 2) is not q.plan([30, 12], 2)
+
+
+def test_unpadded_plan_skips_masks_exactly():
+    torch.manual_seed(0)
+    phi = Phi(8)
+    with torch.no_grad():
+        phi.conv.weight.normal_()  # not the identity it starts as
+    x = torch.randn(3, 11, 8)
+    full = torch.ones(3, 11, dtype=torch.bool)
+    assert torch.equal(phi(x, None), phi(x, full))
+    # reference: the 3-tap convolution written out, mixed with the input by the ratio
+    w, b, a = phi.conv.weight.detach(), phi.conv.bias.detach(), phi.ratio.detach()
+    xp = F.pad(x, (0, 0, 1, 1))
+    conv = sum(xp[:, j : j + 11] @ w[:, :, j].T for j in range(3)) + b
+    torch.testing.assert_close(phi(x, None).detach(), (1 - a) * x + a * conv)
+    q = MultiScaleQuantizer(8, 16, K).eval()
+    assert not q.plan([20, 20], 2).padded and q.plan([20, 9], 2).padded
+    assert q.plan([9], 1, width=12).padded
 
 
 def test_dead_code_restart_fires_for_unused_codes():

@@ -11,6 +11,8 @@ from mosa.errors import MosaError
 from mosa.models.length import LengthConfig, LengthEstimator, load_length
 from mosa.models.quantizer import PAD_TOKEN, MultiScaleQuantizer
 from mosa.models.sar import (
+    KVCache,
+    Linear,
     SARConfig,
     SARTransformer,
     ScaleLayout,
@@ -145,6 +147,95 @@ def test_cached_equals_uncached(n):
     torch.testing.assert_close(cached[layout.valid], full[layout.valid], atol=1e-5, rtol=1e-5)
     with pytest.raises(RuntimeError):
         m.step(cache, inputs[0])
+
+
+def _text_with_padding(B: int, seed: int = 3):
+    """Text features where the last row has only 2 real tokens of 5."""
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randn(B, 5, TEXT_DIM, generator=g)
+    mask = torch.ones(B, 5, dtype=torch.bool)
+    mask[-1, 2:] = False
+    return text, mask, torch.randn(B, TEXT_DIM, generator=g)
+
+
+@pytest.mark.parametrize("n", [[49], [40, 17, 9]])
+@torch.no_grad()
+def test_guided_cache_equals_doubled_batch(n):
+    """``start(guided=True)`` (null rows: shared inputs, constant cross-attention) gives the
+    logits of the plain decode of the explicitly doubled batch [text; null text]."""
+    q, m = quantizer(), tiny()
+    _, inputs, layout, _ = batch(n, q)
+    text, tmask, pooled = _text_with_padding(len(n))
+    nt = torch.tensor(n)
+    cond = m.condition(text, tmask, pooled, nt)
+    doubled = cond.cat(m.null_condition(nt))
+
+    def decode(cache, double_inputs: bool):
+        out = []
+        for k in range(K):
+            x = None if k == 0 else inputs[k - 1]
+            if x is not None and double_inputs:
+                x = torch.cat([x, x])
+            out.append(m.step(cache, x))
+        return torch.cat(out, dim=1)
+
+    valid = layout.repeat(2).valid
+    ref = decode(m.start(doubled, layout.repeat(2)), True)
+    got = decode(m.start(cond, layout, guided=True), False)
+    assert got.shape == ref.shape == (2 * len(n), layout.length, V)
+    torch.testing.assert_close(got[valid], ref[valid], atol=1e-5, rtol=1e-5)
+    # the cached null-text output follows the weights: change them, compare again
+    m.null_text.add_(0.5)
+    m.blocks[0].cross.proj.weight.mul_(1.5)
+    doubled = cond.cat(m.null_condition(nt))
+    ref2 = decode(m.start(doubled, layout.repeat(2)), True)
+    got2 = decode(m.start(cond, layout, guided=True), False)
+    torch.testing.assert_close(got2[valid], ref2[valid], atol=1e-5, rtol=1e-5)
+    assert (ref2[valid] - ref[valid]).abs().max() > 1e-3  # the change did matter
+    # training mode (here without dropout) runs the null text through the general path
+    m.train()
+    got3 = decode(m.start(cond, layout, guided=True), True)
+    torch.testing.assert_close(got3[valid], ref2[valid], atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_appends_like_concatenation():
+    cache = KVCache(length=7)
+    ks = [torch.randn(2, 3, w, 4) for w in (1, 2, 4)]
+    vs = [torch.randn(2, 3, w, 4) for w in (1, 2, 4)]
+    for i, (k, v) in enumerate(zip(ks, vs, strict=True)):
+        got_k, got_v = cache.append(k, v)
+        assert torch.equal(got_k, torch.cat(ks[: i + 1], dim=2))
+        assert torch.equal(got_v, torch.cat(vs[: i + 1], dim=2))
+    assert cache.end == 7
+
+
+def test_linear_follows_its_weight_without_grad():
+    """Outside autograd ``Linear`` uses a cached copy of its weight; the copy must follow every
+    change of the weight. Reference: the sum written out by hand."""
+    torch.manual_seed(0)
+    lin = Linear(6, 5)
+    x = torch.randn(2, 3, 6)
+
+    def by_hand():
+        w, b = lin.weight.detach(), lin.bias.detach()
+        return (x[..., None, :] * w).sum(-1) + b
+
+    assert list(lin.state_dict()) == list(torch.nn.Linear(6, 5).state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(lin(x), by_hand())
+    with torch.no_grad():
+        lin.weight.mul_(-2.0)  # in place: version counter
+        torch.testing.assert_close(lin(x), by_hand())
+    lin.load_state_dict({"weight": torch.randn(5, 6), "bias": torch.randn(5)})
+    with torch.inference_mode():
+        torch.testing.assert_close(lin(x), by_hand())
+    # with autograd: the parameter itself, gradients flow
+    lin(x).sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+    lin.double()  # replaced storage (same version counter)
+    x = x.double()
+    with torch.no_grad():
+        torch.testing.assert_close(lin(x), by_hand())
 
 
 def test_condition_dropout_and_null():

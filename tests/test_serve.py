@@ -41,19 +41,19 @@ def client(pipe):
 
 
 def _counting(monkeypatch, pipe, delay: float = 0.0, fail: list | None = None) -> list[int]:
-    """Wrap the pipeline's batch runner: record batch sizes, optionally sleep or raise once."""
+    """Wrap ``Pipeline.generate_requests``: record batch sizes, optionally sleep or raise once."""
     calls: list[int] = []
-    real = pipe._generate_batch
+    real = pipe.generate_requests
 
-    def wrapped(jobs, *args, **kw):
-        calls.append(len(jobs))
+    def wrapped(requests, *args, **kw):
+        calls.append(len(requests))
         if delay:
             time.sleep(delay)
         if fail:
             raise fail.pop()
-        return real(jobs, *args, **kw)
+        return real(requests, *args, **kw)
 
-    monkeypatch.setattr(pipe, "_generate_batch", wrapped)
+    monkeypatch.setattr(pipe, "generate_requests", wrapped)
     return calls
 
 
@@ -156,10 +156,11 @@ def _post_all(c: TestClient, bodies: list[dict]) -> list:
 def test_concurrent_requests_share_generator_calls(pipe, monkeypatch):
     calls = _counting(monkeypatch, pipe)
     app = create_app(pipe, max_batch=16, batch_window_ms=300)
-    bodies = [
-        {"text": f"a person walks {i} steps", "seconds": 2 + 0.4 * i, "seed": 100 + i}
+    bodies = [  # own text, length, seed and cfg each: one generator call can take them all
+        {"text": f"a person walks {i} steps", "seconds": 2 + 0.4 * i, "seed": 100 + i,
+         "cfg": [1.0, 2.0, 3.5][i % 3]}
         for i in range(8)
-    ]
+    ]  # fmt: skip
     with TestClient(app) as c:
         responses = _post_all(c, bodies)
         stats = c.get("/api/health").json()["stats"]
@@ -169,7 +170,7 @@ def test_concurrent_requests_share_generator_calls(pipe, monkeypatch):
     assert stats["largest_batch"] > 1
     # each motion is what it would be alone: batching does not mix seeds, texts or lengths
     for b, r in zip(bodies, responses, strict=True):
-        [alone] = pipe.generate(b["text"], seconds=b["seconds"], seed=b["seed"])
+        [alone] = pipe.generate(b["text"], seconds=b["seconds"], seed=b["seed"], cfg=b["cfg"])
         np.testing.assert_allclose(np.asarray(r.json()["samples"][0]["joints"]), alone.joints,
                                    atol=6e-5)  # fmt: skip
 
@@ -341,3 +342,21 @@ def test_cli_arguments_and_checks(pipe):
         create_app(pipe, max_batch=0)
     with pytest.raises(MosaError, match="--queue-size"):
         create_app(pipe, queue_size=0)
+
+
+def test_engine_runs_mixed_cfg_in_one_call(pipe, monkeypatch):
+    from mosa.serve.engine import Engine
+
+    calls = _counting(monkeypatch, pipe)
+    engine = Engine(pipe)
+    jobs = [
+        engine.generate_job("a person walks", seconds=2.0, seed=1, cfg=1.0, num_samples=2),
+        engine.generate_job("a person jumps", seconds=2.4, seed=5, cfg=3.0, previews=True),
+    ]
+    [a, b] = engine.process(jobs)
+    assert calls == [3] and engine.generator_calls == 1
+    assert [m.seed for m in a.motions] == [1, 2] and a.previews == [None, None]
+    assert b.previews[0].shape == (K, 48, 22, 3)
+    [alone] = pipe.generate("a person jumps", seconds=2.4, seed=5, cfg=3.0)
+    np.testing.assert_allclose(b.motions[0].joints, alone.joints, atol=1e-5)
+    np.testing.assert_allclose(b.previews[0][-1], alone.joints, atol=2e-3)

@@ -5,6 +5,8 @@ guidance (conditional and unconditional in one doubled batch), decoding the late
 and recovering joints; reported with and without the text encoding, at batch 1 and 32 by
 default, under ``torch.inference_mode``. ``--random-init`` builds a pipeline with random weights
 at a chosen transformer size (no checkpoint needed), e.g. MoMask's 384-d, 8 layers, 6 heads.
+``time_interleaved`` alternates the runs of several contenders so that load changes on a shared
+machine hit them alike (``benchmarks/momask_baseline.py``; see docs/speed.md).
 """
 
 from __future__ import annotations
@@ -93,27 +95,43 @@ def random_pipeline(
     return Pipeline(sar.to(device), vae.to(device), mean.numpy(), std.numpy(), enc)
 
 
-def time_stages(
-    run_once: Callable[[int], dict[str, float]], repeats: int, warmup: int
-) -> dict[str, float]:
+RunOnce = Callable[[int], dict[str, float]]  # repeat index -> milliseconds per stage
+
+
+def time_stages(run_once: RunOnce, repeats: int, warmup: int) -> dict[str, float]:
     """Median of each stage's milliseconds over ``repeats`` calls after ``warmup`` calls."""
+    return time_interleaved({"": run_once}, repeats, warmup)[""]
+
+
+def time_interleaved(
+    runs: dict[str, RunOnce], repeats: int, warmup: int
+) -> dict[str, dict[str, float]]:
+    """``time_stages`` of several contenders, their runs interleaved (A B, B A, A B, ...) so
+    that a change in machine load hits them alike."""
+    names = list(runs)
     for i in range(warmup):
-        run_once(-1 - i)
-    samples = [run_once(r) for r in range(repeats)]
-    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+        for name in names:
+            runs[name](-1 - i)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            samples[name].append(runs[name](r))
+    return {
+        name: {k: statistics.median(s[k] for s in got) for k in got[0]}
+        for name, got in samples.items()
+    }
 
 
-@torch.inference_mode()
-def bench_pipeline(
-    pipe, batch: int, frames: int, *, cfg: float = 3.0, repeats: int = 5, warmup: int = 1
-) -> dict[str, Any]:
-    """Stage timings (ms, medians) of generating ``batch`` motions of ``frames`` frames."""
+def pipeline_run(pipe, batch: int, frames: int, cfg: float = 3.0) -> RunOnce:
+    """One timed generation of ``batch`` motions of ``frames`` frames: text encoding, the K
+    SAR steps, decoding + joint recovery (ms each, ``text_ms``/``sar_ms``/``decode_ms``)."""
     from mosa.generate import _joints, generate_tokens
 
     dev = pipe.device
     n_tok = pipe.frames_for(frames=frames)
     n = torch.full((batch,), n_tok, dtype=torch.long)
 
+    @torch.inference_mode()
     def once(r: int) -> dict[str, float]:
         texts = prompts_for(batch, r)
         pipe.text_encoder.clear_cache()
@@ -136,18 +154,33 @@ def bench_pipeline(
         t3 = time.perf_counter()
         return {"text_ms": 1e3 * (t1 - t0), "sar_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2)}
 
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    rss0 = max_rss_mb()
-    t = time_stages(once, repeats, warmup)
-    total = t["text_ms"] + t["sar_ms"] + t["decode_ms"]
-    out = {
+    return once
+
+
+def summarize(t: dict[str, float], batch: int, frames: int) -> dict[str, Any]:
+    """Per-batch stage medians -> the report row (adds per-motion totals)."""
+    total = sum(t.values())
+    return {
         "batch": batch,
-        "frames": n_tok * pipe.unit,
-        "cfg": cfg,
+        "frames": frames,
         **{k: round(v, 3) for k, v in t.items()},
         "ms_per_motion": round(total / batch, 3),
         "ms_per_motion_no_text": round((total - t["text_ms"]) / batch, 3),
+    }
+
+
+def bench_pipeline(
+    pipe, batch: int, frames: int, *, cfg: float = 3.0, repeats: int = 5, warmup: int = 1
+) -> dict[str, Any]:
+    """Stage timings (ms, medians) of generating ``batch`` motions of ``frames`` frames."""
+    dev = pipe.device
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    rss0 = max_rss_mb()
+    t = time_stages(pipeline_run(pipe, batch, frames, cfg), repeats, warmup)
+    out = {
+        **summarize(t, batch, pipe.frames_for(frames=frames) * pipe.unit),
+        "cfg": cfg,
         "peak_rss_delta_mb": round(max_rss_mb() - rss0, 1),
     }
     if dev.type == "cuda":
@@ -201,7 +234,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads", type=int, default=6)
     parser.add_argument("--ff", type=int, default=1024)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (use 1 on a machine shared with other jobs: oversubscribed "
+        "threads make every op wait)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

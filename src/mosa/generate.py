@@ -13,6 +13,9 @@ region). The tokenizer's quantizer turns the tokens into the next scale's input.
     >>> [m] = pipe.generate("a person waves with the right hand", seconds=4, seed=1)
     >>> m.joints.shape, m.fps                            # ((80, 22, 3), 20.0)
     >>> m.save("wave.bvh")
+
+``Pipeline.generate_requests`` takes a list of ``GenerationRequest`` instead, each motion
+with its own text, length, seed and sampling options (what the web server batches).
 """
 
 from __future__ import annotations
@@ -116,16 +119,19 @@ def _fit(t: torch.Tensor, w: int, fill) -> torch.Tensor:
 # the loop over scales
 
 
+PerRow = Any  # one value for the whole batch, or a sequence with one value per sample
+
+
 @torch.no_grad()
 def generate_tokens(
     model: SARTransformer,
     quantizer: MultiScaleQuantizer,
     cond: Condition,
     *,
-    cfg: float = 1.0,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
+    cfg: float | Sequence[float] = 1.0,
+    temperature: float | Sequence[float] = 1.0,
+    top_k: int | None | Sequence[int | None] = None,
+    top_p: float | None | Sequence[float | None] = None,
     generators: Sequence[torch.Generator] | None = None,
     strategy: TokenStrategy | None = None,
     rows: list[int] | None = None,
@@ -134,33 +140,35 @@ def generate_tokens(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Sample the K scales of tokens for ``cond`` (B samples with latent lengths ``cond.n``).
 
-    Exactly K transformer calls, each on the new scale only. ``guidance`` (default: ``cfg !=
-    1``) runs the conditional and unconditional passes as one doubled batch and mixes the
-    logits as ``u + cfg * (c - u)``. ``temperature <= 0`` takes the argmax. Returns the tokens
-    (K tensors ``(B, w_k)``, ``PAD_TOKEN`` past each sample) and the latent ``f_hat (B, n_max,
-    C)`` for the tokenizer's decoder.
+    Exactly K transformer calls, each on the new scale only. ``guidance`` (default: some
+    ``cfg != 1``) runs the conditional and unconditional passes as one doubled batch and mixes
+    the logits as ``u + cfg * (c - u)``. ``temperature <= 0`` takes the argmax. The sampling
+    options take one value for all samples or one per sample. Returns the tokens (K tensors
+    ``(B, w_k)``, ``PAD_TOKEN`` past each sample) and the latent ``f_hat (B, n_max, C)`` for
+    the tokenizer's decoder.
     """
     B = cond.start.shape[0]
     n = cond.n.cpu()
     K = model.config.num_scales
     layout = ScaleLayout(torch.tensor([quantizer.scale_lengths(int(v)) for v in n]))
-    guided = (cfg != 1.0) if guidance is None else guidance
-    run_cond = cond.cat(model.null_condition(cond.n)) if guided else cond
-    cache = model.start(run_cond, layout.repeat(2) if guided else layout)
+    cfgs = _per_row(cfg, B, "cfg")
+    guided = any(c != 1.0 for c in cfgs) if guidance is None else guidance
+    mix = _cfg_mix(cfgs, cond.start.device)
+    samplers = _sampling_groups(temperature, top_k, top_p, B)
+    cache = model.start(cond, layout, guided=guided)
     strategy = strategy or TokenStrategy()
     strategy.begin(list(range(B)) if rows is None else rows, layout)
     if generators is None:
         generators = [torch.Generator().manual_seed(random.randrange(2**31)) for _ in range(B)]
+    generators = list(generators)
     tokens: list[torch.Tensor] = []
     f_hat, x = None, None
     for k in range(K):
         logits = model.step(cache, x).float()
         if guided:
-            c, u = logits.chunk(2)
-            logits = u + cfg * (c - u)
+            logits = mix(*logits.chunk(2))
         valid = layout.valid[:, layout.block(k)]
-        filtered = filter_logits(logits, temperature, top_k, top_p)
-        sampled = sample_tokens(filtered, list(generators), valid, greedy=temperature <= 0)
+        sampled = _sample(logits, valid, generators, samplers)
         tok = strategy.apply(k, logits, sampled).long()
         tok = tok.masked_fill(~valid.to(tok.device), PAD_TOKEN)
         tokens.append(tok)
@@ -168,10 +176,62 @@ def generate_tokens(
         if on_scale is not None:
             on_scale(k, tokens)
         if k < K - 1:
-            x = quantizer.next_scale_input(f_hat, k, n)
-            if guided:
-                x = torch.cat([x, x])
+            x = quantizer.next_scale_input(f_hat, k, n)  # shared by both halves when guided
     return tokens, f_hat
+
+
+def _per_row(value: PerRow, B: int, name: str) -> list:
+    if isinstance(value, torch.Tensor | np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        return [value] * B
+    if len(value) != B:
+        raise MosaError(f"got {len(value)} {name} values for {B} samples", "pass one per sample")
+    return list(value)
+
+
+def _cfg_mix(cfgs: list[float], device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Guidance ``(c, u) -> u + cfg * (c - u)`` for ``(B, w, V)`` logits; with one scale per
+    sample, rows with ``cfg == 1`` keep ``c`` exactly (as they would unguided)."""
+    if len(set(cfgs)) <= 1:
+        scale = float(cfgs[0]) if cfgs else 1.0
+        return lambda c, u: u + scale * (c - u)
+    w = torch.tensor(cfgs, dtype=torch.float32, device=device).view(-1, 1, 1)
+    return lambda c, u: torch.where(w == 1.0, c, u + w * (c - u))
+
+
+def _sampling_groups(temperature, top_k, top_p, B: int) -> dict[tuple, list[int]]:
+    """Rows grouped by their ``(temperature, top_k, top_p)``: one filtering call per group."""
+    groups: dict[tuple, list[int]] = {}
+    opts = zip(
+        _per_row(temperature, B, "temperature"),
+        _per_row(top_k, B, "top_k"),
+        _per_row(top_p, B, "top_p"),
+        strict=True,
+    )
+    for b, key in enumerate(opts):
+        groups.setdefault(key, []).append(b)
+    return groups
+
+
+def _sample(
+    logits: torch.Tensor,
+    valid: torch.Tensor,
+    generators: list[torch.Generator],
+    groups: dict[tuple, list[int]],
+) -> torch.Tensor:
+    """Filter and sample ``(B, w, V)`` logits, each row with its own options and generator."""
+    if len(groups) == 1:
+        [((temperature, top_k, top_p), _)] = groups.items()
+        filtered = filter_logits(logits, temperature, top_k, top_p)
+        return sample_tokens(filtered, generators, valid, greedy=temperature <= 0)
+    out = torch.empty(logits.shape[:2], dtype=torch.long, device=logits.device)
+    for (temperature, top_k, top_p), rows in groups.items():
+        idx = torch.as_tensor(rows, device=logits.device)
+        filtered = filter_logits(logits[idx], temperature, top_k, top_p)
+        gens = [generators[b] for b in rows]
+        out[idx] = sample_tokens(filtered, gens, valid[rows], greedy=temperature <= 0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,6 +259,39 @@ class GeneratedMotion:
         from mosa.motion.io import write_motion
 
         return write_motion(path, self.joints, fps=self.fps, caption=self.text)
+
+
+@dataclass
+class GenerationRequest:
+    """One motion to generate, with its own text, length, seed and sampling options.
+
+    Length: ``seconds`` or ``frames`` (neither: the length estimator draws one). ``seed`` None
+    draws a random seed; ``cfg``/``temperature``/``top_k``/``top_p`` None take the pipeline's
+    defaults (``pipeline.json``).
+    """
+
+    text: str
+    seconds: float | None = None
+    frames: int | None = None
+    seed: int | None = None
+    cfg: float | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+
+
+@dataclass
+class _Job:
+    """A checked request: latent length ``n`` (None until the estimator draws it), a seed and
+    concrete sampling options."""
+
+    text: str
+    n: int | None
+    seed: int
+    cfg: float
+    temperature: float
+    top_k: int | None
+    top_p: float | None
 
 
 def default_checkpoint_dir() -> Path:
@@ -292,7 +385,6 @@ class Pipeline:
         )
 
     # -- generation ----------------------------------------------------------------------------
-    @torch.inference_mode()
     def generate(
         self,
         texts: str | Sequence[str],
@@ -317,17 +409,40 @@ class Pipeline:
         not on the rest of the batch). ``cfg``/``temperature``/``top_k``/``top_p`` default to
         the checkpoint's ``pipeline.json`` defaults.
         """
-        jobs = self._jobs(texts, seconds, frames, seed, num_samples)
-        opts = self._options(cfg, temperature, top_k, top_p)
+        sampling = {"cfg": cfg, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        requests = self._requests(texts, seconds, frames, seed, num_samples, sampling)
+        return self.generate_requests(
+            requests, strategy=strategy, on_scale=on_scale, batch_size=batch_size
+        )
+
+    @torch.inference_mode()
+    def generate_requests(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        strategy: TokenStrategy | None = None,
+        on_scale: OnScale | None = None,
+        batch_size: int = 32,
+    ) -> list[GeneratedMotion]:
+        """One motion per request, in order; each request has its own text, length, seed and
+        sampling options (e.g. a server's micro-batch of users' requests).
+
+        Up to ``batch_size`` requests share each generator pass; a motion depends only on its
+        own request, not on the rest of the batch. ``strategy.begin`` gets row indices into
+        ``requests``; ``on_scale(k, tokens)`` sees the current pass's tokens after scale k.
+        """
+        jobs = self._resolve(requests)
         out: list[GeneratedMotion] = []
-        for start in range(0, len(jobs), max(1, batch_size)):
-            rows = list(range(start, min(start + batch_size, len(jobs))))
-            out.extend(
-                self._generate_batch([jobs[i] for i in rows], rows, opts, strategy, on_scale)
-            )
+        step = max(1, int(batch_size))
+        for start in range(0, len(jobs), step):
+            rows = list(range(start, min(start + step, len(jobs))))
+            out.extend(self._generate_batch([jobs[i] for i in rows], rows, strategy, on_scale))
         return out
 
-    def _jobs(self, texts, seconds, frames, seed, num_samples) -> list[dict]:
+    def _requests(
+        self, texts, seconds, frames, seed, num_samples, sampling: dict[str, Any]
+    ) -> list[GenerationRequest]:
+        """``generate``'s arguments as requests: texts checked, seeds numbered ``seed + i``."""
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -341,13 +456,27 @@ class Pipeline:
         ]
         secs = _per_text(seconds, len(texts), "seconds")
         frms = _per_text(frames, len(texts), "frames")
-        tokens = [self.frames_for(s, f) for s, f in zip(secs, frms, strict=True)]
         base = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
-        jobs = []
-        for text, n in zip(texts, tokens, strict=True):
+        requests: list[GenerationRequest] = []
+        for text, s, f in zip(texts, secs, frms, strict=True):
             for _ in range(int(num_samples)):
-                jobs.append({"text": text, "n": n, "seed": base + len(jobs)})
-        if any(j["n"] is None for j in jobs) and self.length_model is None:
+                seed_i = base + len(requests)
+                requests.append(GenerationRequest(text, s, f, seed=seed_i, **sampling))
+        return requests
+
+    def _resolve(self, requests: Sequence[GenerationRequest]) -> list[_Job]:
+        """Check the requests and fill in what they leave open (defaults, seeds, lengths)."""
+        if not requests:
+            raise MosaError("no request given", "pass at least one GenerationRequest")
+        jobs = []
+        for i, r in enumerate(requests):
+            where = "prompt" if len(requests) == 1 else f"request {i + 1}"
+            text = self.check_text(r.text, where)
+            n = self.frames_for(r.seconds, r.frames)
+            seed = random.SystemRandom().randrange(2**31) if r.seed is None else int(r.seed)
+            opts = self._options(r.cfg, r.temperature, r.top_k, r.top_p)
+            jobs.append(_Job(text, n, seed, **opts))
+        if any(j.n is None for j in jobs) and self.length_model is None:
             raise MosaError(
                 "no motion length given and the checkpoint has no length estimator",
                 "pass seconds=/frames= (CLI: --seconds or --frames)",
@@ -362,45 +491,55 @@ class Pipeline:
             "top_k": d["top_k"] if top_k is None else int(top_k),
             "top_p": d["top_p"] if top_p is None else float(top_p),
         }
-        if opts["cfg"] < 0:
+        if not np.isfinite(opts["cfg"]) or opts["cfg"] < 0:
             raise MosaError(f"cfg must be >= 0, got {opts['cfg']}", "use e.g. 3 (1 = no guidance)")
+        if not np.isfinite(opts["temperature"]):
+            raise MosaError(f"temperature must be finite, got {opts['temperature']}", "use e.g. 1")
         if opts["top_k"] is not None and opts["top_k"] < 0:
             raise MosaError(f"top_k must be >= 0, got {opts['top_k']}", "use 0 to disable it")
         if opts["top_p"] is not None and not 0 < opts["top_p"] <= 1:
             raise MosaError(f"top_p must be in (0, 1], got {opts['top_p']}", "use 1 to disable it")
         return opts
 
-    def _generate_batch(self, jobs, rows, opts, strategy, on_scale) -> list[GeneratedMotion]:
+    def _generate_batch(
+        self,
+        jobs: list[_Job],
+        rows: list[int],
+        strategy: TokenStrategy | None,
+        on_scale: OnScale | None,
+    ) -> list[GeneratedMotion]:
         dev = self.device
-        feats, mask, pooled = self.text_encoder.encode_with_pooled([j["text"] for j in jobs])
-        gens = [torch.Generator(device=dev).manual_seed(j["seed"]) for j in jobs]
-        if any(j["n"] is None for j in jobs):
+        feats, mask, pooled = self.text_encoder.encode_with_pooled([j.text for j in jobs])
+        gens = [torch.Generator(device=dev).manual_seed(j.seed) for j in jobs]
+        if any(j.n is None for j in jobs):
             # the length draw has its own generator so it does not shift the token draws
-            lgens = [torch.Generator(device=dev).manual_seed(j["seed"] + 7919) for j in jobs]
+            lgens = [torch.Generator(device=dev).manual_seed(j.seed + 7919) for j in jobs]
             est = self.length_model.predict(pooled.to(dev), generators=lgens).cpu()
+            lo, hi = self.sar.config.min_tokens, self.sar.config.max_tokens
             for i, j in enumerate(jobs):
-                if j["n"] is None:
-                    j["n"] = int(
-                        est[i].clamp(self.sar.config.min_tokens, self.sar.config.max_tokens)
-                    )
-        n = torch.tensor([j["n"] for j in jobs], dtype=torch.long)
+                if j.n is None:
+                    j.n = int(est[i].clamp(lo, hi))
+        n = torch.tensor([j.n for j in jobs], dtype=torch.long)
         cond = self.sar.condition(feats.to(dev), mask.to(dev), pooled.to(dev), n.to(dev))
         tokens, f_hat = generate_tokens(
             self.sar,
             self.vae.quantizer,
             cond,
+            cfg=[j.cfg for j in jobs],
+            temperature=[j.temperature for j in jobs],
+            top_k=[j.top_k for j in jobs],
+            top_p=[j.top_p for j in jobs],
             generators=gens,
             strategy=strategy,
             rows=rows,
             on_scale=on_scale,
-            **opts,
         )
         features = self.decode_latent(f_hat, n)
         out = []
         for i, j in enumerate(jobs):
             f = features[i]
             toks = [t[i][t[i] >= 0].cpu().numpy() for t in tokens]
-            out.append(GeneratedMotion(j["text"], j["seed"], _joints(f), f, self.fps, toks))
+            out.append(GeneratedMotion(j.text, j.seed, _joints(f), f, self.fps, toks))
         return out
 
     @torch.inference_mode()

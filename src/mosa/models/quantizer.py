@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ from torch import nn
 from mosa.errors import MosaError
 
 PAD_TOKEN = -1
+PLAN_CACHE_SIZE = 8  # ScalePlans an eval-mode quantizer keeps (the most recently used)
 Lengths = int | Sequence[int] | torch.Tensor
 
 
@@ -120,6 +122,7 @@ class ScalePlan:
         per_sample = [scale_lengths(int(v), num_scales) for v in n.tolist()]
         self.lengths = torch.tensor(per_sample, dtype=torch.long).reshape(len(per_sample), -1)
         self.mask = (torch.arange(self.width)[None] < n[:, None]).to(device)
+        self.padded = bool((n < self.width).any())  # False: every latent position is real
         uniq = sorted(set(n.tolist()))
         self.down: list[torch.Tensor] = []
         self.up: list[torch.Tensor] = []
@@ -285,11 +288,14 @@ class Phi(nn.Module):
             self.conv.weight[:, :, kernel // 2] = torch.eye(dim)
             self.conv.bias.zero_()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask.unsqueeze(-1).to(x.dtype)
-        x = x * m
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``mask`` None: every position is real (nothing to zero)."""
+        m = None if mask is None else mask.unsqueeze(-1).to(x.dtype)
+        if m is not None:
+            x = x * m
         y = self.conv(x.transpose(1, 2)).transpose(1, 2)
-        return ((1 - self.ratio) * x + self.ratio * y) * m
+        out = (1 - self.ratio) * x + self.ratio * y
+        return out if m is None else out * m
 
 
 @dataclass
@@ -337,6 +343,7 @@ class MultiScaleQuantizer(nn.Module):
         self.phis = nn.ModuleList(Phi(dim, phi_kernel, phi_ratio) for _ in range(max(num_phi, 1)))
         # usage since the last reset_usage(), per scale (not saved)
         self.register_buffer("usage", torch.zeros(num_scales, num_codes), persistent=False)
+        self._plans: OrderedDict[tuple, ScalePlan] = OrderedDict()  # see plan()
 
     # -- small helpers ---------------------------------------------------------------------
     def codebook(self, k: int) -> Codebook:
@@ -350,8 +357,22 @@ class MultiScaleQuantizer(nn.Module):
         return scale_lengths(n, self.num_scales)
 
     def plan(self, n: Lengths, batch: int, device=None, width: int | None = None) -> ScalePlan:
+        """The ``ScalePlan`` of latent lengths ``n``. In eval mode the last few plans are kept:
+        generation asks for the same one at every scale (``add_scale``/``next_scale_input``),
+        and building it costs more than the resampling it plans."""
         device = torch.device(device if device is not None else self.usage.device)
-        return ScalePlan(lengths_tensor(n, batch), self.num_scales, device, width=width)
+        lengths = lengths_tensor(n, batch).clone()  # the plan must not alias the caller's tensor
+        if self.training:  # training batches rarely repeat their lengths
+            return ScalePlan(lengths, self.num_scales, device, width=width)
+        key = (tuple(lengths.tolist()), str(device), width)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = ScalePlan(lengths, self.num_scales, device, width=width)
+            if len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return plan
 
     def embed_tokens(self, tokens: torch.Tensor, k: int) -> torch.Tensor:
         """Code vectors of scale-``k`` tokens ``(B, n_k)`` -> ``(B, n_k, C)`` (zeros at PAD)."""
@@ -371,7 +392,7 @@ class MultiScaleQuantizer(nn.Module):
 
     def _refine(self, q: torch.Tensor, k: int, plan: ScalePlan) -> torch.Tensor:
         up = torch.matmul(plan.up[k], q)  # (B, n_k, C) -> (B, width, C)
-        return self.phi(k)(up, plan.mask)
+        return self.phi(k)(up, plan.mask if plan.padded else None)
 
     def _run(self, z: torch.Tensor, mask: torch.Tensor, update: bool) -> QuantizerOutput:
         plan = self.plan(mask.sum(1).cpu(), z.shape[0], z.device, width=z.shape[1])

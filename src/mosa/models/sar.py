@@ -14,7 +14,9 @@ block k is padded to the batch's longest ``n_k`` (``ScaleLayout``); padded keys 
 of attention and padded targets (``PAD_TOKEN``) out of the loss.
 
 Sampling feeds one scale per step through a KV cache (``start`` / ``step``); text keys and
-values are computed once.
+values are computed once. A guided decode (classifier-free guidance) runs the unconditional
+rows in the same batch: their null text is a single token, so their cross-attention output is
+a constant per layer, computed once and kept until the weights change.
 """
 
 from __future__ import annotations
@@ -142,26 +144,48 @@ def sinusoid(x: torch.Tensor, dim: int, min_freq: float, max_freq: float) -> tor
 # transformer
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` that, without autograd on the CPU, multiplies by a cached ``(in, out)``
+    copy of its weight: a scale step runs a few rows at a time, where the weight's memory
+    traffic dominates and MKL's GEMM streams a contiguous ``(in, out)`` matrix faster than the
+    transposed view of ``(out, in)``. Same parameters and state dict as ``nn.Linear``; the copy
+    (one more weight's worth of memory) is rebuilt whenever the weight is modified in place or
+    replaced."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._copy_key: tuple[int, int] | None = None
+        self._copy: torch.Tensor | None = None  # (out, in) view of a contiguous (in, out) copy
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if not torch.is_grad_enabled() and w.is_cpu:
+            key = (w._version, w.data_ptr())
+            if self._copy_key != key:
+                with torch.inference_mode(False):  # a normal tensor: usable in and out of it
+                    self._copy = w.detach().t().contiguous().t()
+                self._copy_key = key
+            w = self._copy
+        return F.linear(x, w, self.bias)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         assert dim % heads == 0, f"dim {dim} not divisible by heads {heads}"
         self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, cache: dict[str, torch.Tensor] | None = None
+        self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None = None
     ) -> torch.Tensor:
-        """``x (B, S, D)``; ``mask (B, 1, S, S_total)``; ``cache`` holds keys/values of earlier
-        scales (appended in place)."""
+        """``x (B, S, D)``; ``mask (B, 1, S, S_total)`` or None (every key visible); ``cache``
+        holds the keys/values of earlier scales and gets this call's appended."""
         B, S, D = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+            k, v = cache.append(k, v)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(B, S, D))
@@ -171,9 +195,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         self.heads, self.dropout = heads, dropout
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, 2 * dim)
+        self.proj = Linear(dim, dim)
 
     def keys_values(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``text (B, L, D)`` -> keys and values ``(B, H, L, D/H)`` each."""
@@ -182,14 +206,25 @@ class CrossAttention(nn.Module):
         return k, v
 
     def forward(
-        self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], text_mask: torch.Tensor
+        self,
+        x: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        text_mask: torch.Tensor | None,
     ) -> torch.Tensor:
+        """``x (B, S, D)`` attends to the text keys/values ``(B, H, L, D/H)``; ``text_mask (B, L)``
+        or None (every text token real)."""
         B, S, D = x.shape
         q = self.q(x).view(B, S, self.heads, D // self.heads).transpose(1, 2)
         p = self.dropout if self.training else 0.0
-        mask = text_mask[:, None, None, :]  # (B, 1, 1, L)
+        mask = None if text_mask is None else text_mask[:, None, None, :]  # (B, 1, 1, L)
         y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(B, S, D))
+
+    def single_key_output(self, text: torch.Tensor) -> torch.Tensor:
+        """Output ``(D,)`` for a text of one token ``text (D,)``: softmax over a single key is
+        exactly 1, so every query gets that key's value (no dropout: eval only)."""
+        _, v = self.keys_values(text.view(1, 1, -1))
+        return self.proj(v.transpose(1, 2).reshape(-1))
 
 
 class Block(nn.Module):
@@ -203,17 +238,32 @@ class Block(nn.Module):
         self.cross = CrossAttention(cfg.dim, cfg.heads, cfg.dropout)
         self.ln3 = nn.LayerNorm(cfg.dim)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.dim, cfg.ff),
+            Linear(cfg.dim, cfg.ff),
             nn.GELU(),
-            nn.Linear(cfg.ff, cfg.dim),
+            Linear(cfg.ff, cfg.dim),
             nn.Dropout(cfg.dropout),
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, mask, text_kv, text_mask, cache=None):
-        x = x + self.drop(self.attn(self.ln1(x), mask, cache))
-        x = x + self.drop(self.cross(self.ln2(x), text_kv, text_mask))
-        return x + self.mlp(self.ln3(x))
+    def forward(self, x, mask, text_kv, text_mask, cache=None, null_cross=None):
+        """``null_cross (D,)``: rows past the text's batch (``text_kv``) have the one-token null
+        text and get this constant cross-attention output (``CrossAttention.single_key_output``)
+        instead of attending."""
+        x = x + self._drop(self.attn(self.ln1(x), mask, cache))
+        if null_cross is None:
+            x = x + self._drop(self.cross(self.ln2(x), text_kv, text_mask))
+        else:
+            B = text_kv[0].shape[0]
+            c = x[:B] + self._drop(self.cross(self.ln2(x[:B]), text_kv, text_mask))
+            x = torch.cat([c, x[B:] + null_cross])
+        if self.training:
+            return x + self.mlp(self.ln3(x))
+        # eval: the same MLP without calling its (identity) dropout; sampling runs ~200 small
+        # ops per scale step, so every skipped call shows
+        return x + self.mlp[2](F.gelu(self.mlp[0](self.ln3(x))))
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(x) if self.training else x
 
 
 @dataclass
@@ -244,14 +294,44 @@ def _pad_text(c: Condition, L: int) -> Condition:
     return Condition(F.pad(c.text, (0, 0, 0, extra)), F.pad(c.text_mask, (0, extra)), c.start, c.n)
 
 
+class KVCache:
+    """Self-attention keys/values of the scales decoded so far, in buffers sized for the whole
+    sequence once (appending a scale copies only its own keys/values)."""
+
+    def __init__(self, length: int):
+        self.length, self.end = length, 0
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add ``k, v (B, H, S, D/H)``; returns all keys and values so far ``(B, H, end, D/H)``."""
+        if self.k is None:
+            B, H, _, Dh = k.shape
+            self.k = k.new_empty(B, H, self.length, Dh)
+            self.v = v.new_empty(B, H, self.length, Dh)
+        new = slice(self.end, self.end + k.shape[2])
+        self.k[:, :, new], self.v[:, :, new] = k, v
+        self.end = new.stop
+        return self.k[:, :, : self.end], self.v[:, :, : self.end]
+
+
 @dataclass
 class SARCache:
-    """State of a cached decode: the layout, text keys/values and self-attention caches."""
+    """State of a cached decode: the layout, text keys/values, self-attention caches, and what
+    is the same at every step (position embeddings ``pos (rows, S, D)``, start tokens ``start
+    (rows, D)``). ``guided``: rows ``B..2B-1`` repeat the batch without text (``null_cross``
+    holds their per-layer cross-attention output); ``pad``: whether any key is padding."""
 
     layout: ScaleLayout
     cond: Condition
     text_kv: list[tuple[torch.Tensor, torch.Tensor]]
-    layers: list[dict[str, torch.Tensor]]
+    layers: list[KVCache]
+    pos: torch.Tensor
+    start: torch.Tensor
+    text_mask: torch.Tensor | None
+    pad: bool
+    guided: bool = False
+    null_cross: list[torch.Tensor] | None = None
     next_scale: int = 0
 
 
@@ -261,14 +341,14 @@ class SARTransformer(nn.Module):
     def __init__(self, config: SARConfig):
         super().__init__()
         self.config = cfg = config
-        self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, cfg.dim))
-        self.start_proj = nn.Linear(cfg.text_dim, cfg.dim)
-        self.length_proj = nn.Linear(64, cfg.dim)
+        self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_dim), Linear(cfg.text_dim, cfg.dim))
+        self.start_proj = Linear(cfg.text_dim, cfg.dim)
+        self.length_proj = Linear(64, cfg.dim)
         self.null_text = nn.Parameter(torch.randn(cfg.text_dim) * 0.02)
         self.null_pooled = nn.Parameter(torch.randn(cfg.text_dim) * 0.02)
-        self.in_proj = nn.Linear(cfg.code_dim, cfg.dim)
+        self.in_proj = Linear(cfg.code_dim, cfg.dim)
         self.scale_embed = nn.Embedding(cfg.num_scales, cfg.dim)
-        self.pos_proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.pos_proj = Linear(cfg.dim, cfg.dim, bias=False)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.dim)
         n_heads = cfg.num_scales if cfg.head_per_scale else 1
@@ -276,6 +356,8 @@ class SARTransformer(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(n_heads, cfg.codebook_size))
         self.apply(_init_weights)
         nn.init.normal_(self.head_weight, std=0.02)
+        self._null_cross_key: tuple | None = None  # see _null_cross()
+        self._null_cross_out: list[torch.Tensor] = []
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -325,6 +407,11 @@ class SARTransformer(nn.Module):
         # relative position in (0, 1): angular frequencies up to 200 resolve steps of 1/49
         pos = self.pos_proj(sinusoid(frac, self.config.dim, 0.5, 200.0))
         return pos + self.scale_embed.weight[k]
+
+    def _positions(self, layout: ScaleLayout, device) -> torch.Tensor:
+        """Position + scale embeddings of every block at once: ``(B, S, D)``."""
+        pos = self.pos_proj(sinusoid(layout.frac.to(device), self.config.dim, 0.5, 200.0))
+        return pos + self.scale_embed.weight[layout.scale_id.to(device)]
 
     def _embed_block(
         self, cond: Condition, layout: ScaleLayout, k: int, x: torch.Tensor | None
@@ -387,23 +474,78 @@ class SARTransformer(nn.Module):
         return self._logits(x, layout, range(K))
 
     # -- cached decoding ----------------------------------------------------------------------
-    def start(self, cond: Condition, layout: ScaleLayout) -> SARCache:
-        """Begin a cached decode: text keys/values are computed once here."""
+    def _null_cross(self) -> list[torch.Tensor]:
+        """Each block's cross-attention output ``(D,)`` for the null text; kept until one of
+        the weights it depends on changes (in place or replaced)."""
+        params = [self.null_text, *self.text_proj.parameters()]
+        for blk in self.blocks:
+            params += [*blk.cross.kv.parameters(), *blk.cross.proj.parameters()]
+        key = tuple((p._version, p.data_ptr()) for p in params)
+        if self._null_cross_key != key:
+            with torch.inference_mode(False), torch.no_grad():  # normal tensors, no graph
+                text = self.text_proj(self.null_text)
+                self._null_cross_out = [blk.cross.single_key_output(text) for blk in self.blocks]
+            self._null_cross_key = key
+        return self._null_cross_out
+
+    def start(self, cond: Condition, layout: ScaleLayout, *, guided: bool = False) -> SARCache:
+        """Begin a cached decode of ``cond`` (B rows) in ``layout``.
+
+        Text keys/values, position embeddings and start tokens are computed once here.
+        ``guided``: also decode the B rows without text (classifier-free guidance) in the same
+        batch; ``step`` then returns ``2B`` rows, conditional first. In eval mode the null text's
+        cross-attention (one key) is a constant per layer and is not recomputed per step.
+        """
+        pos = self._positions(layout, cond.start.device)
+        null_cross, rows = None, 1
+        if guided:
+            rows = 2
+            null = self.null_condition(cond.n)
+            start = torch.cat([cond.start, null.start])
+            if self.training:  # attention dropout: run the null text like any other text
+                cond = cond.cat(null)
+            else:
+                null_cross = self._null_cross()
+        else:
+            start = cond.start
         kv = [blk.cross.keys_values(cond.text) for blk in self.blocks]
-        return SARCache(layout, cond, kv, [{} for _ in self.blocks])
+        text_mask = None if bool(cond.text_mask.all()) else cond.text_mask
+        return SARCache(
+            layout.repeat(rows) if rows > 1 else layout,
+            cond,
+            kv,
+            [KVCache(layout.length) for _ in self.blocks],
+            pos.repeat(rows, 1, 1) if rows > 1 else pos,
+            start,
+            text_mask,
+            pad=not bool(layout.valid.all()),
+            guided=guided,
+            null_cross=null_cross,
+        )
 
     def step(self, cache: SARCache, x: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(B, w_k, V)`` of the next scale k; ``x (B, w_k, code_dim)`` is its input
-        (``next_scale_input``), None for the first scale. Only the new tokens run."""
+        """Logits ``(rows, w_k, V)`` of the next scale k; ``x (B, w_k, code_dim)`` is its input
+        (``next_scale_input``; for a guided cache, B rows shared by both halves, or all 2B
+        rows), None for the first scale. Only the new tokens run."""
         k, layout = cache.next_scale, cache.layout
         if k >= layout.num_scales:
             raise RuntimeError(f"all {layout.num_scales} scales were already decoded")
-        h = self._embed_block(cache.cond, layout, k, x)
-        keys = slice(0, layout.offsets[k + 1])
-        # block-causal: new queries see all real keys up to and including their own scale
-        mask = layout.valid[:, None, None, keys].expand(-1, 1, h.shape[1], -1).to(h.device)
-        for blk, kv, lc in zip(self.blocks, cache.text_kv, cache.layers, strict=True):
-            h = blk(h, mask, kv, cache.cond.text_mask, lc)
+        block = layout.block(k)
+        pos = cache.pos[:, block]
+        if k == 0:  # VAR's class token: the whole first scale starts from the text
+            h = cache.start[:, None, :] + pos
+        else:
+            h = self.in_proj(x[:, : layout.widths[k]].to(pos.dtype))
+            if h.shape[0] != pos.shape[0]:  # conditional and unconditional rows: same input
+                h = h.repeat(pos.shape[0] // h.shape[0], 1, 1)
+            h = h + pos
+        mask = None
+        if cache.pad:  # block-causal: new queries see all real keys up to their own scale
+            keys = layout.valid[:, None, None, : block.stop]
+            mask = keys.expand(-1, 1, h.shape[1], -1).to(h.device)
+        null = cache.null_cross or [None] * len(self.blocks)
+        for blk, kv, lc, nc in zip(self.blocks, cache.text_kv, cache.layers, null, strict=True):
+            h = blk(h, mask, kv, cache.text_mask, lc, nc)
         cache.next_scale = k + 1
         return self._logits(h, layout, range(k, k + 1))
 
@@ -453,7 +595,9 @@ def filter_logits(
     top_p: float | None = None,
 ) -> torch.Tensor:
     """Temperature, top-k and nucleus (top-p) filtering of ``(..., V)`` logits (-inf = removed)."""
-    logits = logits.float() / max(temperature, 1e-6)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / max(temperature, 1e-6)
     V = logits.shape[-1]
     if top_k is not None and 0 < top_k < V:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]

@@ -1,9 +1,10 @@
 """What the server asks of the model: validated jobs in, motions out.
 
 ``Engine`` checks each request on the event loop (cheap, so a bad request never reaches the
-model and never fails a batch), runs a whole micro-batch of generate requests as one generator
-call on the worker thread, and turns motions into JSON-ready samples (joints, BVH text,
-optional coarse-to-fine previews) on a helper thread.
+model and never fails a batch), runs a whole micro-batch of generate requests as one
+``Pipeline.generate_requests`` call on the worker thread (each motion with its own text,
+length, seed and cfg), and turns motions into JSON-ready samples (joints, BVH text, optional
+coarse-to-fine previews) on a helper thread.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from mosa.errors import MosaError
-from mosa.generate import MAX_TEXT_CHARS, GeneratedMotion, Pipeline
+from mosa.generate import MAX_TEXT_CHARS, GeneratedMotion, GenerationRequest, Pipeline
 from mosa.motion.skeleton import JOINT_NAMES, KINEMATIC_CHAINS, PARENTS
 
 MAX_SAMPLES = 8
@@ -75,8 +76,8 @@ class EditUnavailable(Exception):
 class Engine:
     """A loaded ``Pipeline`` plus the request checks and the batch runner.
 
-    ``max_rows``: motions per generator forward pass (a batch of 16 requests x 8 samples is
-    split into passes of at most this many rows).
+    ``max_rows``: motions per generator call (a batch of 16 requests x 8 samples is split
+    into calls of at most this many rows).
     """
 
     def __init__(self, pipe: Pipeline, *, max_rows: int = 64, checkpoint: str | None = None):
@@ -143,40 +144,35 @@ class Engine:
 
     # -- the model (worker thread) -----------------------------------------------------------
     def process(self, items: Sequence[GenerateJob | EditJob]) -> list[Result | Exception]:
-        """Run one micro-batch: all generate jobs with the same cfg in one generator call."""
+        """Run one micro-batch: all generate jobs together (whatever their cfg), edits alone."""
         out: dict[int, Result | Exception] = {}
-        groups: dict[float, list[int]] = {}
+        gen = [i for i, item in enumerate(items) if isinstance(item, GenerateJob)]
         for i, item in enumerate(items):
             if isinstance(item, EditJob):
                 out[i] = _guard(lambda item=item: self._edit(item))
-            else:
-                groups.setdefault(item.cfg, []).append(i)
-        for cfg, idx in groups.items():
-            results = _guard(lambda idx=idx, cfg=cfg: self._generate([items[i] for i in idx], cfg))
-            for k, i in enumerate(idx):
+        if gen:
+            results = _guard(lambda: self._generate([items[i] for i in gen]))
+            for k, i in enumerate(gen):
                 out[i] = results if isinstance(results, Exception) else results[k]
         return [out[i] for i in range(len(items))]
 
-    def _generate(self, reqs: list[GenerateJob], cfg: float) -> list[Result]:
-        rows = [
-            {"text": r.text, "n": r.n, "seed": r.seed + s, "req": i}
-            for i, r in enumerate(reqs)
-            for s in range(r.num_samples)
-        ]
+    def _generate(self, jobs: list[GenerateJob]) -> list[Result]:
+        rows: list[tuple[int, GenerationRequest]] = []  # (job index, one motion)
+        for i, j in enumerate(jobs):
+            frames = None if j.n is None else j.n * self.pipe.unit
+            for s in range(j.num_samples):
+                rows.append(
+                    (i, GenerationRequest(j.text, frames=frames, seed=j.seed + s, cfg=j.cfg))
+                )
         motions: list[GeneratedMotion] = []
-        previews: list[np.ndarray | None] = []
         for start in range(0, len(rows), self.max_rows):
-            chunk = rows[start : start + self.max_rows]
-            want = [k for k, row in enumerate(chunk) if reqs[row["req"]].previews]
-            jobs = [{"text": r["text"], "n": r["n"], "seed": r["seed"]} for r in chunk]
-            collect = _PreviewCollector(self.pipe, jobs, want)
-            motions += run_generator(self.pipe, jobs, cfg, collect if want else None)
+            chunk = [r for _, r in rows[start : start + self.max_rows]]
+            motions += self.pipe.generate_requests(chunk, batch_size=self.max_rows)
             self.generator_calls += 1
-            previews += collect.result()
-        results = [Result([], []) for _ in reqs]
-        for row, m, p in zip(rows, motions, previews, strict=True):
-            results[row["req"]].motions.append(m)
-            results[row["req"]].previews.append(p)
+        results = [Result([], []) for _ in jobs]
+        for (i, _), m in zip(rows, motions, strict=True):
+            results[i].motions.append(m)
+            results[i].previews.append(scale_previews(self.pipe, m) if jobs[i].previews else None)
         return results
 
     def _edit(self, job: EditJob) -> Result:
@@ -215,39 +211,19 @@ def skeleton_info() -> dict[str, Any]:
     return {"names": list(JOINT_NAMES), "parents": list(PARENTS), "chains": KINEMATIC_CHAINS}
 
 
-def run_generator(
-    pipe: Pipeline, jobs: list[dict], cfg: float, on_scale: Callable | None = None
-) -> list[GeneratedMotion]:
-    """One generator pass over ``jobs`` (``{"text", "n", "seed"}`` each, own seed per motion).
+def scale_previews(pipe: Pipeline, motion: GeneratedMotion) -> np.ndarray:
+    """Joints ``(K, T, 22, 3)`` decoded from the first 1, 2, ..., K scales of ``motion``'s
+    tokens (coarse to fine; the last is the motion itself)."""
+    from mosa.motion.features import recover_joints
 
-    ``Pipeline.generate`` numbers seeds ``seed + i`` within one call, so requests with their
-    own seeds share a pass through the pipeline's per-job batch runner instead.
-    """
-    opts = pipe._options(cfg, None, None, None)
-    return pipe._generate_batch(jobs, list(range(len(jobs))), opts, None, on_scale)
-
-
-class _PreviewCollector:
-    """``on_scale`` hook: joints decoded from the first k+1 scales for the wanted rows."""
-
-    def __init__(self, pipe: Pipeline, jobs: list[dict], want: list[int]):
-        self.pipe, self.jobs, self.want = pipe, jobs, want
-        self.frames: dict[int, list[np.ndarray]] = {k: [] for k in want}
-
-    def __call__(self, k: int, tokens: list[torch.Tensor]) -> None:
-        from mosa.motion.features import recover_joints
-
-        sel = torch.as_tensor(self.want, dtype=torch.long)
-        # the length estimate has been written into the job dicts by now
-        n = torch.as_tensor([self.jobs[i]["n"] for i in self.want], dtype=torch.long)
-        feats = self.pipe.decode_tokens([t[sel.to(t.device)] for t in tokens], n)
-        for row, f in zip(self.want, feats, strict=True):
-            self.frames[row].append(np.asarray(recover_joints(f), dtype=np.float32))
-
-    def result(self) -> list[np.ndarray | None]:
-        return [
-            np.stack(self.frames[i]) if self.frames.get(i) else None for i in range(len(self.jobs))
-        ]
+    n = torch.tensor([len(motion.joints) // pipe.unit])
+    dev = pipe.device
+    tokens = [torch.as_tensor(t, dtype=torch.long, device=dev)[None] for t in motion.tokens]
+    with torch.inference_mode():
+        quantizer = pipe.vae.quantizer
+        prefixes = [quantizer.decode(tokens[: k + 1], n) for k in range(len(tokens))]
+        feats = pipe.decode_latent(torch.cat(prefixes), n.repeat(len(tokens)))
+    return np.stack([np.asarray(recover_joints(f), dtype=np.float32) for f in feats])
 
 
 def _edit_function() -> Callable | None:
