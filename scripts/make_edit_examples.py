@@ -98,12 +98,12 @@ EXAMPLES = (
     Example("extend", "extend", "a person waves with the right hand",
             ("dataset-2_walk_active_019",), after=2.0),
     Example("lead_in", "lead_in", "a person walks forward",
-            ("dataset-2_raise-up-both-hands_elderly_031",), before=2.0),
+            ("dataset-2_walk_normal_006",), before=2.0),
     Example("inbetween", "inbetween", "a person walks forward and stops",
             ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
             seconds=2.0, crop=True),
     Example("outpaint", "outpaint", "a person walks forward",
-            ("dataset-2_wave-right-hand_exhausted_007",), before=1.5, after=1.5),
+            ("dataset-2_walk_youthful_006",), before=1.5, after=1.5, crop=True),
 )  # fmt: skip
 
 

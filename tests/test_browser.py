@@ -51,7 +51,11 @@ def server_url(tmp_path_factory):
     from mosa.serve.app import create_app
 
     torch.set_num_threads(1)
-    pipe = load(write_tiny_pipeline(tmp_path_factory.mktemp("ckpt")), "cpu")
+    # MOSA_WEB_CHECKPOINT: run the page against a real checkpoint (for the docs screenshot)
+    ckpt = os.environ.get("MOSA_WEB_CHECKPOINT") or write_tiny_pipeline(
+        tmp_path_factory.mktemp("ckpt")
+    )
+    pipe = load(ckpt, "cpu")
     app = create_app(pipe, batch_window_ms=5)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
