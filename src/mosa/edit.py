@@ -47,12 +47,13 @@ from mosa.generate import (
     ForcedTokens,
     GeneratedMotion,
     Pipeline,
+    add_pipeline_arguments,
     add_sampling_arguments,
     load,
 )
-from mosa.motion.features import extract_features, recover_joints
+from mosa.motion.features import extract_features, local_joints, recover_joints
 from mosa.motion.io import MotionFile, read_motion
-from mosa.motion.skeleton import FEATURE_DIM, NUM_JOINTS, PARENTS, RIC_SLICE, ROOT_SLICE
+from mosa.motion.skeleton import FEATURE_DIM, NUM_JOINTS, PARENTS, RIC_SLICE
 
 DEFAULT_BLEND = 4  # frames of cross-fade on the kept side of each seam (0.2 s at 20 fps)
 
@@ -253,15 +254,6 @@ def blend_weights(kept: np.ndarray, blend: int = DEFAULT_BLEND) -> np.ndarray:
     return np.clip(dist / (max(int(blend), 0) + 1), 0.0, 1.0).astype(np.float32)
 
 
-def _local_joints(features: np.ndarray) -> np.ndarray:
-    """``(T, 22, 3)`` joints in each frame's root frame: pelvis ``(0, height, 0)``, the rest from
-    the root-relative positions of ``features (T, 263)``."""
-    T = len(features)
-    root = np.zeros((T, 1, 3), features.dtype)
-    root[:, 0, 1] = features[:, ROOT_SLICE][:, 3]
-    return np.concatenate([root, features[:, RIC_SLICE].reshape(T, -1, 3)], axis=1)
-
-
 def _bone_lengths(joints: np.ndarray) -> np.ndarray:
     """``(T, 21)`` length of each joint's bone to its parent, joints ``(T, 22, 3)``."""
     return np.linalg.norm(joints[:, 1:] - joints[:, list(PARENTS[1:])], axis=-1)
@@ -279,10 +271,10 @@ def cross_fade(source: np.ndarray, decoded: np.ndarray, w: np.ndarray) -> np.nda
     if not mid.any():
         return out
     wm = w[mid, None]
-    length = wm * _bone_lengths(_local_joints(source[mid])) + (1 - wm) * _bone_lengths(
-        _local_joints(decoded[mid])
+    length = wm * _bone_lengths(local_joints(source[mid])) + (1 - wm) * _bone_lengths(
+        local_joints(decoded[mid])
     )
-    blended = _local_joints(out[mid])
+    blended = local_joints(out[mid])
     fixed = blended.copy()
     for j in range(1, len(PARENTS)):  # parents come before children
         bone = blended[:, j] - blended[:, PARENTS[j]]
@@ -519,13 +511,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="if the result is too long, drop the source frames farthest from the edit",
     )
     parser.add_argument("--mapping", default=None, help="BVH joint mapping (preset or JSON file)")
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=None,
-        help="checkpoint folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
-    )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_pipeline_arguments(parser)
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:

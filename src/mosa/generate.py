@@ -119,9 +119,6 @@ def _fit(t: torch.Tensor, w: int, fill) -> torch.Tensor:
 # the loop over scales
 
 
-PerRow = Any  # one value for the whole batch, or a sequence with one value per sample
-
-
 @torch.no_grad()
 def generate_tokens(
     model: SARTransformer,
@@ -151,7 +148,7 @@ def generate_tokens(
     n = cond.n.cpu()
     K = model.config.num_scales
     layout = ScaleLayout(torch.tensor([quantizer.scale_lengths(int(v)) for v in n]))
-    cfgs = _per_row(cfg, B, "cfg")
+    cfgs = _broadcast(cfg, B, "cfg", "samples")
     guided = any(c != 1.0 for c in cfgs) if guidance is None else guidance
     mix = _cfg_mix(cfgs, cond.start.device)
     samplers = _sampling_groups(temperature, top_k, top_p, B)
@@ -180,16 +177,6 @@ def generate_tokens(
     return tokens, f_hat
 
 
-def _per_row(value: PerRow, B: int, name: str) -> list:
-    if isinstance(value, torch.Tensor | np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, list | tuple):
-        return [value] * B
-    if len(value) != B:
-        raise MosaError(f"got {len(value)} {name} values for {B} samples", "pass one per sample")
-    return list(value)
-
-
 def _cfg_mix(cfgs: list[float], device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Guidance ``(c, u) -> u + cfg * (c - u)`` for ``(B, w, V)`` logits; with one scale per
     sample, rows with ``cfg == 1`` keep ``c`` exactly (as they would unguided)."""
@@ -204,9 +191,9 @@ def _sampling_groups(temperature, top_k, top_p, B: int) -> dict[tuple, list[int]
     """Rows grouped by their ``(temperature, top_k, top_p)``: one filtering call per group."""
     groups: dict[tuple, list[int]] = {}
     opts = zip(
-        _per_row(temperature, B, "temperature"),
-        _per_row(top_k, B, "top_k"),
-        _per_row(top_p, B, "top_p"),
+        _broadcast(temperature, B, "temperature", "samples"),
+        _broadcast(top_k, B, "top_k", "samples"),
+        _broadcast(top_p, B, "top_p", "samples"),
         strict=True,
     )
     for b, key in enumerate(opts):
@@ -281,9 +268,9 @@ class GenerationRequest:
 
 
 @dataclass
-class _Job:
-    """A checked request: latent length ``n`` (None until the estimator draws it), a seed and
-    concrete sampling options."""
+class ResolvedRequest:
+    """A checked ``GenerationRequest``: latent length ``n`` in tokens (None until the length
+    estimator draws it), a concrete seed and concrete sampling options."""
 
     text: str
     n: int | None
@@ -431,7 +418,7 @@ class Pipeline:
         own request, not on the rest of the batch. ``strategy.begin`` gets row indices into
         ``requests``; ``on_scale(k, tokens)`` sees the current pass's tokens after scale k.
         """
-        jobs = self._resolve(requests)
+        jobs = self.resolve(requests)
         out: list[GeneratedMotion] = []
         step = max(1, int(batch_size))
         for start in range(0, len(jobs), step):
@@ -454,8 +441,8 @@ class Pipeline:
             self.check_text(t, f"prompt {i + 1}" if len(texts) > 1 else "prompt")
             for i, t in enumerate(texts)
         ]
-        secs = _per_text(seconds, len(texts), "seconds")
-        frms = _per_text(frames, len(texts), "frames")
+        secs = _broadcast(seconds, len(texts), "seconds")
+        frms = _broadcast(frames, len(texts), "frames")
         base = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
         requests: list[GenerationRequest] = []
         for text, s, f in zip(texts, secs, frms, strict=True):
@@ -464,8 +451,10 @@ class Pipeline:
                 requests.append(GenerationRequest(text, s, f, seed=seed_i, **sampling))
         return requests
 
-    def _resolve(self, requests: Sequence[GenerationRequest]) -> list[_Job]:
-        """Check the requests and fill in what they leave open (defaults, seeds, lengths)."""
+    def resolve(self, requests: Sequence[GenerationRequest]) -> list[ResolvedRequest]:
+        """Check the requests and fill in what they leave open (defaults, seeds, lengths);
+        raises ``MosaError`` naming the bad request (a server checks requests with it before
+        batching them)."""
         if not requests:
             raise MosaError("no request given", "pass at least one GenerationRequest")
         jobs = []
@@ -475,7 +464,7 @@ class Pipeline:
             n = self.frames_for(r.seconds, r.frames)
             seed = random.SystemRandom().randrange(2**31) if r.seed is None else int(r.seed)
             opts = self._options(r.cfg, r.temperature, r.top_k, r.top_p)
-            jobs.append(_Job(text, n, seed, **opts))
+            jobs.append(ResolvedRequest(text, n, seed, **opts))
         if any(j.n is None for j in jobs) and self.length_model is None:
             raise MosaError(
                 "no motion length given and the checkpoint has no length estimator",
@@ -503,7 +492,7 @@ class Pipeline:
 
     def _generate_batch(
         self,
-        jobs: list[_Job],
+        jobs: list[ResolvedRequest],
         rows: list[int],
         strategy: TokenStrategy | None,
         on_scale: OnScale | None,
@@ -594,14 +583,18 @@ def _joints(features: np.ndarray) -> np.ndarray:
     return np.asarray(recover_joints(features), dtype=np.float32)
 
 
-def _per_text(value, count: int, name: str) -> list:
+def _broadcast(value, count: int, name: str, items: str = "prompts") -> list:
+    """``value`` once per item: a single value (or None) repeated ``count`` times, or a
+    sequence (list, tuple, tensor, array) that must hold exactly ``count`` values."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        value = value.tolist()
     if value is None or isinstance(value, int | float | np.integer | np.floating):
         return [value] * count
     values = list(value)
     if len(values) != count:
         raise MosaError(
-            f"got {len(values)} {name} values for {count} prompts",
-            f"give one {name} value, or one per prompt",
+            f"got {len(values)} {name} values for {count} {items}",
+            f"give one {name} value, or one per {items.rstrip('s')}",
         )
     return values
 
@@ -735,6 +728,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the first motion")
     parser.add_argument("--num-samples", type=int, default=1, help="motions per prompt (default 1)")
     add_sampling_arguments(parser)
+    add_pipeline_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=32, help="motions per forward pass")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint --device``: which pipeline to load (see :func:`load`) and where."""
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -742,7 +741,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=32, help="motions per forward pass")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:

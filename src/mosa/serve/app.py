@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mosa.errors import MosaError
-from mosa.generate import Pipeline
+from mosa.generate import Pipeline, add_pipeline_arguments
 from mosa.serve.batcher import MicroBatcher, QueueFull
 from mosa.serve.engine import (
     EXAMPLES,
@@ -195,13 +195,7 @@ def _add_error_handlers(app: FastAPI, batcher: MicroBatcher) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=None,
-        help="checkpoint folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
-    )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_pipeline_arguments(parser)
     parser.add_argument(
         "--max-batch", type=int, default=16, help="requests per generator call (default 16)"
     )

@@ -96,23 +96,16 @@ class Engine:
         cfg: float | None = None,
         previews: bool = False,
     ) -> GenerateJob:
-        pipe = self.pipe
-        text = pipe.check_text(text)
         if not 1 <= int(num_samples) <= MAX_SAMPLES:
             raise MosaError(
                 f"num_samples must be 1-{MAX_SAMPLES}, got {num_samples}",
                 "ask for fewer samples per request",
             )
-        n = pipe.frames_for(seconds=seconds)
-        if n is None and pipe.length_model is None:
-            raise MosaError("no length given and the model has no length estimator", "pass seconds")
-        cfg = float(pipe.defaults["cfg"] if cfg is None else cfg)
-        if not np.isfinite(cfg) or cfg < 0:
-            raise MosaError(f"cfg must be >= 0, got {cfg}", "use e.g. 3 (1 = no guidance)")
-        seed = random.SystemRandom().randrange(MAX_SEED) if seed is None else int(seed)
-        if not 0 <= seed <= MAX_SEED:
+        if seed is not None and not 0 <= int(seed) <= MAX_SEED:
             raise MosaError(f"seed must be 0-{MAX_SEED}, got {seed}", "pick a smaller seed")
-        return GenerateJob(text, n, seed, int(num_samples), cfg, bool(previews))
+        # text, length, cfg and the seed draw: the pipeline's own checks and defaults
+        [r] = self.pipe.resolve([GenerationRequest(text, seconds=seconds, seed=seed, cfg=cfg)])
+        return GenerateJob(r.text, r.n, r.seed, int(num_samples), r.cfg, bool(previews))
 
     def edit_job(
         self, joints: Any, text: str, start: float, end: float, seed: int | None = None
