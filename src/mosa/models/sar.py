@@ -401,25 +401,24 @@ class SARTransformer(nn.Module):
         return self.condition(text, mask, pooled, n, drop=torch.ones(B, dtype=torch.bool))
 
     # -- embeddings and heads ----------------------------------------------------------------
-    def _position(self, layout: ScaleLayout, k: int, device) -> torch.Tensor:
-        """Position + scale embedding of block ``k``: ``(B, w_k, D)``."""
-        frac = layout.frac[:, layout.block(k)].to(device)
-        # relative position in (0, 1): angular frequencies up to 200 resolve steps of 1/49
-        pos = self.pos_proj(sinusoid(frac, self.config.dim, 0.5, 200.0))
-        return pos + self.scale_embed.weight[k]
-
     def _positions(self, layout: ScaleLayout, device) -> torch.Tensor:
         """Position + scale embeddings of every block at once: ``(B, S, D)``."""
+        # relative position in (0, 1): angular frequencies up to 200 resolve steps of 1/49
         pos = self.pos_proj(sinusoid(layout.frac.to(device), self.config.dim, 0.5, 200.0))
         return pos + self.scale_embed.weight[layout.scale_id.to(device)]
 
     def _embed_block(
-        self, cond: Condition, layout: ScaleLayout, k: int, x: torch.Tensor | None
+        self, start: torch.Tensor, pos: torch.Tensor, k: int, x: torch.Tensor | None
     ) -> torch.Tensor:
-        pos = self._position(layout, k, cond.start.device)
+        """Input of block ``k``: ``pos (rows, w_k, D)`` plus, for the first scale, the start
+        token ``start (rows, D)``, else ``x (B, >= w_k, code_dim)`` projected (B rows shared
+        by every group of B rows when ``rows`` is a multiple, as in a guided decode)."""
         if k == 0:  # VAR's class token: the whole first scale starts from the text
-            return cond.start[:, None, :] + pos
-        return self.in_proj(x[:, : layout.widths[k]].to(pos.dtype)) + pos
+            return start[:, None, :] + pos
+        h = self.in_proj(x[:, : pos.shape[1]].to(pos.dtype))
+        if h.shape[0] != pos.shape[0]:
+            h = h.repeat(pos.shape[0] // h.shape[0], 1, 1)
+        return h + pos
 
     def _logits(self, h: torch.Tensor, layout: ScaleLayout, scales: range) -> torch.Tensor:
         h = self.ln_f(h)
@@ -460,9 +459,12 @@ class SARTransformer(nn.Module):
         """
         K = layout.num_scales
         assert len(inputs) == K - 1, f"expected {K - 1} scale inputs, got {len(inputs)}"
+        pos = self._positions(layout, cond.start.device)
         x = torch.cat(
             [
-                self._embed_block(cond, layout, k, None if k == 0 else inputs[k - 1])
+                self._embed_block(
+                    cond.start, pos[:, layout.block(k)], k, None if k == 0 else inputs[k - 1]
+                )
                 for k in range(K)
             ],
             dim=1,
@@ -531,14 +533,7 @@ class SARTransformer(nn.Module):
         if k >= layout.num_scales:
             raise RuntimeError(f"all {layout.num_scales} scales were already decoded")
         block = layout.block(k)
-        pos = cache.pos[:, block]
-        if k == 0:  # VAR's class token: the whole first scale starts from the text
-            h = cache.start[:, None, :] + pos
-        else:
-            h = self.in_proj(x[:, : layout.widths[k]].to(pos.dtype))
-            if h.shape[0] != pos.shape[0]:  # conditional and unconditional rows: same input
-                h = h.repeat(pos.shape[0] // h.shape[0], 1, 1)
-            h = h + pos
+        h = self._embed_block(cache.start, cache.pos[:, block], k, x)
         mask = None
         if cache.pad:  # block-causal: new queries see all real keys up to their own scale
             keys = layout.valid[:, None, None, : block.stop]
