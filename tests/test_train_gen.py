@@ -141,6 +141,23 @@ def test_train_gen_end_to_end(setup, tmp_path):
     with pytest.raises(MosaError, match="already exists"):
         TG.run(_args(TG.add_arguments, argv))
 
+    # --init: a new run from those weights; the checkpoint's model config wins over --config
+    cfg = tmp_path / "warm.json"
+    train = {"batch_size": 4, "max_steps": 2, "lr": 1e-12}
+    cfg.write_text(json.dumps({"model": {"dim": 48, "heads": 4}, "train": train}))
+    warm = tmp_path / "warm"
+    argv3 = [*argv[:4], "--out", str(warm), "--device", "cpu", "--config", str(cfg),
+             "--init", str(out / "best")]  # fmt: skip
+    assert TG.run(_args(TG.add_arguments, argv3)) == 0
+    assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("2,")  # fresh count
+    from mosa.models.sar import load_sar
+
+    before, after = load_sar(out / "best"), load_sar(warm / "last")
+    assert after.config == before.config and after.config.dim == 32
+    weights = after.state_dict()
+    for name, w0 in before.state_dict().items():
+        assert torch.allclose(w0, weights[name], atol=1e-6), name  # lr 1e-12: weights stay put
+
 
 def test_train_gen_errors(setup, tmp_path):
     data, vae_dir = setup

@@ -449,13 +449,13 @@ def train_gen(
             is_main=env.is_main,
         )
 
-        warm = None
+        model = None
         if resume and has_last:
             _, payload = load_training_checkpoint(last)
             model_cfg = config_from_dict(SARConfig, payload["config"])
         elif init is not None:
-            warm = load_sar(init)
-            model_cfg = warm.config
+            model = load_sar(init)  # Trainer.fit switches it to training mode
+            model_cfg = model.config
         else:
             fixed = {  # dictated by the tokenizer, text encoder and data, not choices
                 "codebook_size": vcfg.codebook_size, "code_dim": vcfg.code_dim,
@@ -465,10 +465,8 @@ def train_gen(
             }  # fmt: skip
             model_cfg = config_from_dict(SARConfig, {**model_overrides, **fixed})
         torch.manual_seed(train_cfg.seed)  # same initial weights on every rank
-        model = SARTransformer(model_cfg)
-        if warm is not None:
-            model.load_state_dict(warm.state_dict())
-            del warm
+        if model is None:
+            model = SARTransformer(model_cfg)
         check_compatible(model, vae, encoder)
         del encoder  # all captions are cached
 
