@@ -30,19 +30,11 @@ from mosa import edit as E
 from mosa import generate as G
 from mosa.errors import MosaError
 from mosa.io import atomic_write_text
-from mosa.motion.features import recover_joints
+from mosa.motion.features import local_joints, recover_joints
 from mosa.motion.io import read_motion
 
 MPJPE_SLACK_MM = 10.0
 SEAM_SPEED_RATIO = 1.5
-
-
-def local_joints(features: np.ndarray) -> np.ndarray:
-    """Joints in the root's own frame from features ``(T, 263)`` -> ``(T, 22, 3)``: root at
-    ``(0, height, 0)``, the others from the rotation-invariant positions (channels 4:67)."""
-    root = np.zeros((len(features), 1, 3), np.float32)
-    root[:, 0, 1] = features[:, 3]
-    return np.concatenate([root, features[:, 4:67].reshape(-1, 21, 3)], axis=1)
 
 
 def kept_mpjpe(m: E.EditedMotion, features: np.ndarray) -> float:
@@ -61,12 +53,17 @@ def joint_speeds(joints: np.ndarray, fps: float) -> np.ndarray:
     return np.linalg.norm(np.diff(joints, axis=0), axis=-1) * fps
 
 
+def near_seams(m: E.EditedMotion, window: int) -> np.ndarray:
+    """``(T-1,)`` steps between frames within ``window`` frames of a seam (kept <-> generated)."""
+    near = np.zeros(len(m.kept) - 1, bool)
+    for s in np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1:  # first frame after a change
+        near[max(0, s - window - 1) : s + window] = True
+    return near
+
+
 def seam_speed_ratio(m: E.EditedMotion, source_features: np.ndarray, window: int) -> dict:
     speed = joint_speeds(m.joints, m.fps).max(axis=1)  # (T-1,) fastest joint per step
-    seams = np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1  # first frame after a change
-    near = np.zeros(len(speed), bool)
-    for s in seams:
-        near[max(0, s - window - 1) : s + window] = True
+    near = near_seams(m, window)
     p95 = float(np.percentile(joint_speeds(recover_joints(source_features), m.fps), 95))
     peak = float(speed[near].max()) if near.any() else 0.0
     return {"seam_peak_speed": peak, "source_p95_speed": p95, "seam_ratio": peak / max(p95, 1e-9)}

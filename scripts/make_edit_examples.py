@@ -212,9 +212,7 @@ def acceptance_row(acc, pipe, m: E.EditedMotion, ex: Example, feats: list, evalu
 def peak_away_from_seams(acc, m: E.EditedMotion, window: int) -> float:
     """Fastest joint speed (m/s) of the output outside the benchmark's seam windows."""
     speed = acc.joint_speeds(m.joints, m.fps).max(axis=1)  # (T-1,)
-    far = np.ones(len(speed), bool)
-    for s in np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1:
-        far[max(0, s - window - 1) : s + window] = False  # the benchmark's window
+    far = ~acc.near_seams(m, window)
     return float(speed[far].max()) if far.any() else 0.0
 
 

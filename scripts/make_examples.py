@@ -14,8 +14,9 @@ import numpy as np
 
 import mosa
 from mosa.io import atomic_write_text
+from mosa.motion.features import facing_direction
 from mosa.motion.render import render_contact_sheet, render_motions
-from mosa.motion.skeleton import FACE_JOINTS, FOOT_LEFT, FOOT_RIGHT
+from mosa.motion.skeleton import FOOT_LEFT, FOOT_RIGHT
 
 HEAD, L_WRIST, R_WRIST = 15, 20, 21
 
@@ -38,14 +39,6 @@ PROMPTS = (
 )
 
 
-def facing(joints: np.ndarray) -> np.ndarray:
-    """``(T, 2)`` unit facing direction on the floor (x, z) from hips and shoulders."""
-    r_hip, l_hip, r_sdr, l_sdr = FACE_JOINTS
-    across = joints[:, r_hip] - joints[:, l_hip] + joints[:, r_sdr] - joints[:, l_sdr]
-    fwd = np.stack([across[:, 2], -across[:, 0]], axis=-1)  # up x across, on the floor
-    return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-8)
-
-
 def describe(joints: np.ndarray, fps: float = 20.0) -> dict[str, float]:
     """Kinematic figures of joints ``(T, 22, 3)`` (metres, Y-up).
 
@@ -56,7 +49,7 @@ def describe(joints: np.ndarray, fps: float = 20.0) -> dict[str, float]:
     foot_lift: highest foot above its lowest point (a kick or step).
     """
     root = joints[:, 0, [0, 2]]
-    face = facing(joints)
+    face = facing_direction(joints)
     step = np.linalg.norm(np.diff(root, axis=0), axis=-1)
     a0, a1 = np.arctan2(face[0, 1], face[0, 0]), np.arctan2(face[-1, 1], face[-1, 0])
     turn = -np.degrees((a1 - a0 + np.pi) % (2 * np.pi) - np.pi)  # x-z plane: flip for CCW

@@ -15,7 +15,9 @@ from mosa.errors import MosaError
 from mosa.motion import quaternion as Q
 from mosa.motion.features import (
     extract_features,
+    facing_direction,
     foot_contacts,
+    local_joints,
     mirror_joints,
     recover_joints,
     recover_root,
@@ -382,3 +384,18 @@ def test_qfix():
     flipped = q.copy()
     flipped[[2, 3, 5]] *= -1
     np.testing.assert_allclose(Q.qfix(flipped[:, None])[:, 0], q * np.sign(q[0] @ flipped[0]))
+
+
+def test_local_joints_is_the_recovered_pose_without_its_trajectory(hml_sample):
+    feats = np.load(hml_sample / "012314_new_joint_vecs.npy")
+    world, local = recover_joints(feats), local_joints(feats)
+    assert local.shape == world.shape
+    assert np.all(local[:, 0, [0, 2]] == 0) and np.allclose(local[:, 0, 1], world[:, 0, 1])
+    # a rigid motion per frame (rotation about Y + floor translation): distances between all
+    # joint pairs and heights are unchanged
+    pair = lambda j: np.linalg.norm(j[:, :, None] - j[:, None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(pair(local), pair(world), atol=1e-5)
+    np.testing.assert_allclose(local[..., 1], world[..., 1], atol=1e-6)
+    # and the pose faces +Z, as HumanML3D canonicalises it (frame 0 is the identity there)
+    face = facing_direction(local)
+    assert np.median(face[1:, 1]) > 0.95

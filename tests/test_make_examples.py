@@ -29,7 +29,7 @@ def _yaw(points: np.ndarray, deg: float) -> np.ndarray:
 def test_describe_walk_back_and_turn(ex, hml_sample):
     pose = np.load(hml_sample / "012314_new_joints.npy")[0]
     pose = pose - pose[0] * [1, 0, 1]  # root over the origin
-    face = ex.facing(pose[None])[0]
+    face = ex.facing_direction(pose[None])[0]
     T = 41
     # 3 m straight backwards, no turn
     back = pose[None] - np.linspace(0, 3, T)[:, None, None] * [face[0], 0, face[1]]

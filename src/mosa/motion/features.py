@@ -150,6 +150,14 @@ def _facing_across(joints: np.ndarray, hip_sign: float) -> np.ndarray:
     return across / np.linalg.norm(across, axis=-1, keepdims=True)
 
 
+def facing_direction(joints: np.ndarray) -> np.ndarray:
+    """Unit forward direction on the floor, ``(x, z)``: joints ``(..., 22, 3)`` -> ``(..., 2)``
+    (forward = up x across, from hips and shoulders)."""
+    across = _facing_across(joints, hip_sign=1.0)
+    forward = np.stack([across[..., 2], -across[..., 0]], axis=-1)
+    return forward / np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-8)
+
+
 def _root_rotation(joints: np.ndarray) -> np.ndarray:
     """Per-frame root rotation turning the smoothed facing direction to +Z: (T, 22, 3) -> (T, 4).
 
@@ -305,6 +313,15 @@ def recover_root(features: Features) -> tuple[Features, Features]:
     zero = torch.zeros_like(half)
     quat = torch.stack([half.cos(), zero, half.sin(), zero], dim=-1)
     return (quat.numpy(), root.numpy()) if is_numpy else (quat, root)
+
+
+def local_joints(features: np.ndarray) -> np.ndarray:
+    """Joints in each frame's root frame: features ``(T, 263)`` -> ``(T, 22, 3)``, the root at
+    ``(0, height, 0)`` and the others from the rotation-invariant positions (no trajectory)."""
+    root = np.zeros((len(features), 1, 3), features.dtype)
+    root[:, 0, 1] = features[:, 3]
+    ric = features[:, 4 : 4 + (NUM_JOINTS - 1) * 3].reshape(len(features), NUM_JOINTS - 1, 3)
+    return np.concatenate([root, ric], axis=1)
 
 
 def recover_joints(features: Features) -> Features:
