@@ -55,13 +55,42 @@ def test_momask_baseline_script_runs(capsys):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     args = ["--dim", "32", "--layers", "1", "--heads", "2", "--ff", "64", "--frames", "40"]
-    args += ["--repeats", "1", "--warmup", "0", "--threads", "1", "--device", "cpu", "--json"]
-    assert mod.main(args) == 0
+    args += ["--repeats", "1", "--warmup", "0", "--threads", "1", "--device", "cpu", "--int8"]
+    assert mod.main(args + ["--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     [row] = report["results"]
-    mosa, base = row["mosa"], row["momask_baseline"]
-    assert mosa["frames"] == base["frames"] == 40
-    assert base["gen_ms"] > 0 and mosa["sar_ms"] > 0
-    assert row["ratio_baseline_over_mosa"] == pytest.approx(
-        base["ms_per_motion"] / mosa["ms_per_motion"], rel=1e-2
+    mosa, mosa8 = row["mosa"], row["mosa_int8"]
+    assert mosa["sar_ms"] > 0 and mosa8["sar_ms"] > 0
+    for key in ("momask_baseline", "batched_baseline"):  # both styles, timed in one run
+        base = row[key]
+        assert mosa["frames"] == base["frames"] == 40
+        assert base["gen_ms"] > 0
+        assert base["ratio_over_mosa"] == pytest.approx(
+            base["ms_per_motion"] / mosa["ms_per_motion"], rel=1e-2
+        )
+        assert base["ratio_over_mosa_int8"] == pytest.approx(
+            base["ms_per_motion"] / mosa8["ms_per_motion"], rel=1e-2
+        )
+    assert mod.main(args) == 0  # the text report prints every contender
+    text = capsys.readouterr().out
+    assert "mosa_int8" in text and "baseline (momask)" in text and "baseline (batched)" in text
+
+
+def test_momask_styles_compute_the_same_guided_hidden_states():
+    """The two-pass (MoMask's code) and doubled-batch styles differ in speed only."""
+    spec = importlib.util.spec_from_file_location(
+        "momask_baseline", ROOT / "benchmarks" / "momask_baseline.py"
     )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    a = mod.TokenTransformer(8, 16, 2, 2, 32, "momask").eval()
+    b = mod.TokenTransformer(8, 16, 2, 2, 32, "batched").eval()
+    b.load_state_dict(a.state_dict())
+    x, pooled = torch.randn(3, 5, 16), torch.randn(3, 8)
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    with torch.inference_mode():
+        ha, hb = a.run(x, pooled, pad, guided=True), b.run(x, pooled, pad, guided=True)
+    assert ha.shape == hb.shape == (6, 5, 16)
+    torch.testing.assert_close(ha, hb, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(ha[:3], ha[3:])  # the null condition changes the rows

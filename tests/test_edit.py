@@ -12,7 +12,7 @@ from mosa import edit as E
 from mosa import generate as G
 from mosa.errors import MosaError
 from mosa.models.vae import CAQVAE, VAEConfig
-from mosa.motion.features import extract_features, recover_root
+from mosa.motion.features import extract_features, recover_joints, recover_root
 from mosa.motion.io import read_motion, write_motion
 from tiny_models import CODE_DIM, K, V, tiny_sar, write_tiny_pipeline
 
@@ -72,13 +72,6 @@ def test_token_masks_by_hand():
     got = E.token_masks(np.arange(40) >= 10, [4])[0]
     assert got.tolist() == [False, True, True, True]  # token 0 covers frames 0..9
     assert E.latent_mask(np.arange(12) >= 3, 4).tolist() == [False, True, True]
-
-
-def test_blend_weights_by_hand():
-    kept = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 1], bool)
-    w = E.blend_weights(kept, 2)
-    np.testing.assert_allclose(w, [1, 1, 1, 1, 2 / 3, 1 / 3, 0, 0, 1 / 3, 2 / 3], atol=1e-6)
-    assert E.blend_weights(kept, 0).tolist() == kept.astype(float).tolist()
 
 
 def test_layout_rounds_crops_and_checks():
@@ -170,18 +163,25 @@ def test_kept_frames_decode_to_the_source_round_trip(conv_pipe, pipe, joints):
         np.testing.assert_allclose(m.reconstruction, rt, atol=1e-5)
 
 
-def test_output_cross_fades_source_and_decode(pipe, joints):
+def test_output_joins_source_and_decode(pipe, joints):
     feats = extract_features(joints)
-    m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, blend=4)
-    w = m.weights[:, None]
+    m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, blend=6)
     np.testing.assert_allclose(m.canvas[m.kept], feats[m.kept], atol=1e-6)
-    np.testing.assert_allclose(m.features, E.cross_fade(feats, m.decoded, m.weights), atol=1e-5)
-    plain = w * feats + (1 - w) * m.decoded  # outside the joint positions, a plain blend
-    np.testing.assert_allclose(m.features[:, :4], plain[:, :4], atol=1e-5)
-    np.testing.assert_allclose(m.features[:, 67:], plain[:, 67:], atol=1e-5)
-    np.testing.assert_array_equal(m.features[m.weights == 1], feats[m.weights == 1])
-    np.testing.assert_array_equal(m.features[~m.kept], m.decoded[~m.kept])
-    np.testing.assert_allclose(m.weights[35:40], [1.0, 0.8, 0.6, 0.4, 0.2], atol=1e-6)
+    # kept frames are the source's own features, up to the seams
+    np.testing.assert_array_equal(m.features[m.kept], feats[m.kept])
+    assert [(s.frame, s.step) for s in m.seams] == [(39, 1), (70, -1)]
+    assert all(6 <= s.window <= 31 for s in m.seams)  # --blend is the shortest window
+    want, w, _ = E.offset_join(m.canvas, m.decoded, m.kept, min_window=6, fps=pipe.fps)
+    np.testing.assert_array_equal(m.features, want)
+    np.testing.assert_array_equal(m.weights, w)
+    assert (m.weights[m.kept] == 1).all() and (m.weights[~m.kept] <= 1 + 1e-6).all()
+    # a long continuation: the decode itself once the seam's window is over
+    m = E.extend(pipe, joints, "a person walks", 3.0, seed=0)
+    [seam] = m.seams
+    assert seam.frame == 119 and seam.window <= E.MAX_WINDOW < 60
+    far = np.arange(len(m.kept)) >= 119 + seam.window
+    np.testing.assert_array_equal(m.weights[far], 0.0)
+    np.testing.assert_array_equal(m.features[far], m.decoded[far])
     # decoded everywhere when the source is not kept
     raw = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, keep_source=False)
     np.testing.assert_allclose(raw.features, raw.decoded, atol=1e-6)
@@ -196,14 +196,12 @@ def _seam_and_rest(m, seams, half=5):
 
 
 def test_seams_have_no_jump(pipe, joints):
-    seam, rest = _seam_and_rest(
-        E.edit_span(pipe, joints, "a person jumps", 2, 3.5, seed=1), (40, 70)
-    )
+    m = E.edit_span(pipe, joints, "a person jumps", 2, 3.5, seed=1)
+    seam, rest = _seam_and_rest(m, (40, 70))
     assert seam <= rest
-    # without the cross-fade the same edit does jump: the check can fail
-    seam0, rest0 = _seam_and_rest(
-        E.edit_span(pipe, joints, "a person jumps", 2, 3.5, seed=1, blend=0), (40, 70)
-    )
+    # pasting the decode between the source's frames does jump: the check can fail
+    m.joints = recover_joints(np.where(m.kept[:, None], m.canvas, m.decoded))
+    seam0, rest0 = _seam_and_rest(m, (40, 70))
     assert seam0 > 1.5 * rest0 and seam0 > 2 * seam
 
 
@@ -225,8 +223,6 @@ def test_root_is_continuous_and_kept_part_re_anchored(pipe, joints):
 
 
 def _src_joints(joints):
-    from mosa.motion.features import recover_joints
-
     return recover_joints(extract_features(joints))
 
 
@@ -347,25 +343,3 @@ def test_cli_errors(ckpt, tmp_path):
     with pytest.raises(MosaError, match="unknown extension"):
         E.run_edit(_parse(E.add_edit_arguments, [tmp_path / "s.fbx", *base[1:], "--extend", 1,
                                                  "-o", tmp_path / "x.npy"]))  # fmt: skip
-
-
-def test_cross_fade_keeps_bone_lengths_on_blended_frames(hml_sample):
-    from mosa.motion.features import recover_joints
-    from mosa.motion.skeleton import PARENTS
-
-    feats = np.load(hml_sample / "000612_new_joint_vecs.npy").astype(np.float32)
-    a, b = feats[:40], feats[60:100]  # two different stretches of poses
-    w = np.linspace(0, 1, 40).astype(np.float32)
-    out = E.cross_fade(a, b, w)
-
-    def bones(f):
-        j = np.asarray(recover_joints(f))
-        return np.linalg.norm(j[:, 1:] - j[:, list(PARENTS[1:])], axis=-1)
-
-    want = w[:, None] * bones(a) + (1 - w[:, None]) * bones(b)
-    assert np.allclose(bones(out), want, atol=1e-4)
-    naive = w[:, None] * a + (1 - w[:, None]) * b
-    assert np.abs(bones(naive) - want).max() > 0.01  # the plain blend does shorten bones
-    # untouched: frames with w in {0, 1} and every non-position part
-    assert np.allclose(out[[0, -1]], naive[[0, -1]])
-    assert np.allclose(out[:, :4], naive[:, :4]) and np.allclose(out[:, 67:], naive[:, 67:])

@@ -352,3 +352,22 @@ def test_cli(ckpt, tmp_path, capsys):
     long.write_text("ok\n" + "b" * 400 + "\n")
     with pytest.raises(MosaError, match=r"long.txt:2: prompt has 400 characters"):
         _cli(["--prompts", str(long), "-o", str(out), "--checkpoint", str(ckpt)])
+
+
+def test_int8_pipeline(ckpt, tmp_path):
+    """``--int8`` loads the generator with int8 linear layers (CPU only) and still writes a
+    motion; on another device it is a clear error before any loading."""
+    from mosa.models.sar import Linear, int8_available
+
+    if not int8_available():
+        pytest.skip("this torch build has no fbgemm int8 kernels")
+    pipe = G.load(ckpt, "cpu", int8=True)
+    assert all(m.int8 for m in pipe.sar.blocks.modules() if isinstance(m, Linear))
+    [motion] = pipe.generate(["a person walks"], frames=48, seed=1)
+    assert motion.joints.shape == (48, 22, 3) and np.isfinite(motion.joints).all()
+    with pytest.raises(MosaError, match="--int8 is for CPU"):
+        G.load(ckpt, "cuda", int8=True)
+    out = tmp_path / "w.npy"
+    args = ["a person waves", "--frames", "48", "--seed", "2", "--int8"]
+    assert _cli(args + ["--checkpoint", str(ckpt), "--device", "cpu", "-o", str(out)]) == 0
+    assert np.load(out).shape == (48, 22, 3)

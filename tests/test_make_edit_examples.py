@@ -164,7 +164,7 @@ def test_readme_command_reproduces_the_edit(made, pipe, paths, tmp_path):
     # the CLI makes the very motion the script measured and rendered
     m, _ = S.run_example(pipe, EXAMPLES[0], paths, seed=3)
     np.testing.assert_allclose(got, m.joints, atol=1e-4)
-    # and its first frames (more than the 4-frame blend before 1.0 s) are the source's
+    # and its first frames (kept, before the span at 1.0 s) are exactly the source's
     ref = recover_joints(np.load(paths["b"]))
     np.testing.assert_allclose(got[:15], ref[:15], atol=1e-4)
 

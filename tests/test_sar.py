@@ -17,6 +17,7 @@ from mosa.models.sar import (
     SARTransformer,
     ScaleLayout,
     filter_logits,
+    int8_available,
     load_sar,
     sample_tokens,
     sar_loss,
@@ -334,3 +335,56 @@ def test_length_estimator(tmp_path):
     torch.testing.assert_close(again(pooled), est(pooled))
     with pytest.raises(MosaError):
         LengthEstimator(LengthConfig(min_tokens=20, max_tokens=10))
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no fbgemm int8 kernels")
+def test_int8_linear_close_to_fp32_and_follows_its_weight():
+    """int8 mode: outputs within int8 rounding of the float product (per-channel weight
+    scales, 7-bit activations), not equal to it (the int8 kernel really runs), and rebuilt
+    when the weight changes; with autograd the float weight is used."""
+    torch.manual_seed(0)
+    lin = Linear(64, 48)
+    lin.int8 = True
+    x = torch.randn(3, 5, 64)
+
+    def rel_err(ref):
+        with torch.inference_mode():
+            got = lin(x)
+        assert got.shape == ref.shape
+        return float((got - ref).norm() / ref.norm())
+
+    ref = torch.nn.functional.linear(x, lin.weight.detach(), lin.bias.detach())
+    assert 0 < rel_err(ref) < 0.05
+    with torch.no_grad():
+        lin.weight.mul_(-3.0)  # the packed copy must follow
+    assert 0 < rel_err(-3 * (ref - lin.bias.detach()) + lin.bias.detach()) < 0.05
+    assert torch.equal(lin(x), torch.nn.functional.linear(x, lin.weight, lin.bias))  # autograd
+    with torch.inference_mode():  # 1-D inputs keep their shape
+        assert lin(x[0, 0]).shape == (48,)
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no fbgemm int8 kernels")
+@torch.no_grad()
+def test_set_int8_guided_decode_close_to_fp32():
+    """``set_int8`` changes the blocks' linear layers only; a guided cached decode gives nearly
+    the float distributions (small KL), and switching back restores the float logits exactly."""
+    q, m = quantizer(), tiny()
+    _, inputs, layout, c = batch([40, 17], q)
+    cond = m.condition(*c)
+
+    def decode():
+        cache = m.start(cond, layout, guided=True)
+        return torch.cat(
+            [m.step(cache, None if k == 0 else inputs[k - 1]) for k in range(K)], dim=1
+        )
+
+    ref = decode()
+    assert m.set_int8(True) is m
+    assert all(x.int8 for x in m.blocks.modules() if isinstance(x, Linear))
+    got = decode()
+    valid = layout.repeat(2).valid
+    p, lq = ref[valid].log_softmax(-1), got[valid].log_softmax(-1)
+    kl = (p.exp() * (p - lq)).sum(-1)
+    assert 0 < float(kl.max()) < 0.02
+    m.set_int8(False)
+    torch.testing.assert_close(decode(), ref, atol=0, rtol=0)

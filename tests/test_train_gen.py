@@ -147,9 +147,11 @@ def test_train_gen_end_to_end(setup, tmp_path):
     cfg.write_text(json.dumps({"model": {"dim": 48, "heads": 4}, "train": train}))
     warm = tmp_path / "warm"
     argv3 = [*argv[:4], "--out", str(warm), "--device", "cpu", "--config", str(cfg),
-             "--init", str(out / "best")]  # fmt: skip
+             "--init", str(out / "best"), "--balance-by", "m(0)", "--balance-cap", "2"]  # fmt: skip
     assert TG.run(_args(TG.add_arguments, argv3)) == 0
     assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("2,")  # fresh count
+    run_cfg = json.loads((warm / "config.json").read_text())
+    assert run_cfg["balance"] == ["m(0)", 0.5, 2]  # recorded with the run
     from mosa.models.sar import load_sar
 
     before, after = load_sar(out / "best"), load_sar(warm / "last")
@@ -206,3 +208,32 @@ def test_train_length(setup, tmp_path):
     assert (est.config.min_tokens, est.config.max_tokens, est.config.unit) == (10, 49, 4)
     assert est.config.text_dim == 384
     assert "val_mae_frames" in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_balance_repeats_by_hand():
+    """Groups of 6, 3 and 1 items (and 2 unmatched): typical group = sum n^2 / N."""
+    names = [f"d_walk_{i}" for i in range(6)] + [f"d_bow_{i}" for i in range(3)]
+    names += ["d_kick_0", "odd", "odd2"]
+    typical = (36 + 9 + 1 + 4) / 12
+    got = TG.balance_repeats(names, r"_([a-z-]+)_", power=1.0, cap=3)
+    want = {"walk": 1, "bow": round(typical / 3), "kick": min(round(typical / 1), 3)}
+    assert got[:6] == [want["walk"]] * 6 and got[6:9] == [want["bow"]] * 3
+    assert got[9] == want["kick"] == 3  # capped
+    assert got[10:] == [round(typical / 2)] * 2  # the unmatched form one group
+    assert TG.balance_repeats(names, r"_([a-z-]+)_", power=0.0, cap=8) == [1] * 12
+    with pytest.raises(MosaError, match="not a valid regex"):
+        TG.balance_repeats(names, "([", 0.5, 8)
+
+
+def test_dataset_repeats_crops_of_repeated_items():
+    tokens = TG.TokenCache(
+        flat=torch.arange(6, dtype=torch.int32),
+        offset=torch.tensor([0, 2, 4, 6]),
+        n=torch.tensor([2, 2, 2]),
+        item=torch.tensor([0, 1, 1]),  # crop 0 of item 0, crops 1-2 of item 1
+    )
+    texts = TG.TextCache(["a", "b"], torch.zeros(2, 4), torch.tensor([0, 1, 2]), torch.zeros(2, 4))
+    data = TG.TokenTextDataset(tokens, texts, [["a"], ["b"]], repeats=[3, 1])
+    assert data.crops.tolist() == [0, 0, 0, 1, 2]
+    assert len(data) == 5 and data[4]["tokens"].tolist() == [4, 5]
+    assert len(TG.TokenTextDataset(tokens, texts, [["a"], ["b"]])) == 3

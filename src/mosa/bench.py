@@ -241,6 +241,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (use 1 on a machine shared with other jobs: oversubscribed "
         "threads make every op wait)",
     )
+    parser.add_argument(
+        "--int8", action="store_true", help="CPU: sample with int8 generator weights"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -258,15 +261,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 f"--dim {args.dim} is not divisible by --heads {args.heads}",
                 "pick a dim that is a multiple of heads",
             )
+        if args.int8 and device.type != "cpu":
+            raise MosaError(f"--int8 is for CPU inference, not {device}", "drop --int8")
         pipe = random_pipeline(args.dim, args.layers, args.heads, args.ff, device=device)
+        pipe.sar.set_int8(args.int8)
     else:
-        pipe = load(args.checkpoint, device)
+        pipe = load(args.checkpoint, device, int8=args.int8)
     results = [
         bench_pipeline(pipe, b, args.frames, cfg=args.cfg, repeats=args.repeats, warmup=args.warmup)
         for b in args.batch
     ]
     return {
         "model": "random-init" if args.random_init else "checkpoint",
+        "int8": bool(args.int8),
         "sar_config": {k: getattr(pipe.sar.config, k) for k in ("dim", "layers", "heads", "ff")},
         "parameters": parameter_counts(pipe),
         "environment": environment(device),
@@ -278,7 +285,8 @@ def format_report(report: dict[str, Any]) -> str:
     p, c = report["parameters"], report["sar_config"]
     lines = [
         f"mosa bench ({report['model']}; SAR {c['dim']}-d, {c['layers']} layers, {c['heads']} "
-        f"heads, ff {c['ff']}; {report['environment']['device']}, "
+        f"heads, ff {c['ff']}{', int8' if report.get('int8') else ''}; "
+        f"{report['environment']['device']}, "
         f"{report['environment']['threads']} threads)",
         f"parameters: SAR {p['sar'] / 1e6:.2f} M, VAE {p['vae'] / 1e6:.2f} M "
         f"(decoder+quantizer {p['vae_decoder'] / 1e6:.2f} M), text encoder "

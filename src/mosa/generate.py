@@ -662,8 +662,14 @@ def read_pipeline_spec(folder: Path) -> dict[str, Any]:
 def load(
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    *,
+    int8: bool = False,
 ) -> Pipeline:
-    """Load a generation pipeline from a checkpoint folder (default: ``default_checkpoint_dir``)."""
+    """Load a generation pipeline from a checkpoint folder (default: ``default_checkpoint_dir``).
+
+    ``int8``: on the CPU, sample with int8 weights in the generator's transformer blocks
+    (``SARTransformer.set_int8``): faster, with slightly different token probabilities.
+    """
     folder = Path(checkpoint_dir).expanduser() if checkpoint_dir else default_checkpoint_dir()
     if not folder.is_dir():
         raise MosaError(
@@ -672,9 +678,13 @@ def load(
         )
     spec = read_pipeline_spec(folder)
     dev = torch.device(device) if device is not None else default_device()
+    if int8 and dev.type != "cpu":
+        raise MosaError(
+            f"--int8 is for CPU inference, not {dev}", "drop --int8 or pass --device cpu"
+        )
     # resolve every part first: a wrong pipeline.json fails before any loading
     parts = {k: _resolve(folder, spec[k]) for k in ("sar", "vae", "length") if spec.get(k)}
-    sar = load_sar(parts["sar"], dev)
+    sar = load_sar(parts["sar"], dev).set_int8(int8)
     vae, mean, std = load_vae(parts["vae"], dev)
     text_spec = spec.get("text_encoder") or sar.config.text_encoder
     text_encoder = load_text_encoder(text_spec, dev)
@@ -733,7 +743,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint --device``: which pipeline to load (see :func:`load`) and where."""
+    """``--checkpoint --device --int8``: which pipeline to load (see :func:`load`) and how."""
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -741,6 +751,16 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="CPU only: sample with int8 generator weights (faster; see docs/speed.md)",
+    )
+
+
+def load_from_args(args: argparse.Namespace) -> Pipeline:
+    """The pipeline named by ``add_pipeline_arguments``' flags."""
+    return load(args.checkpoint, args.device, int8=args.int8)
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -800,7 +820,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = read_prompts(args.prompts) if args.prompts else [args.text]
     if args.num_samples < 1:
         raise MosaError(f"--num-samples must be >= 1, got {args.num_samples}", "pass 1 or more")
-    pipe = load(args.checkpoint, args.device)
+    pipe = load_from_args(args)
     paths = output_paths(args.output, len(prompts) * args.num_samples)
     per_chunk = max(1, args.batch_size // args.num_samples)
     bar = tqdm(total=len(prompts), unit="prompt", disable=args.prompts is None, leave=False)

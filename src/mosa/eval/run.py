@@ -294,6 +294,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mm-repeats", type=int, default=30, help="generations per caption")
     parser.add_argument("--device", help="device for the generator (default: cuda if available)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--int8", action="store_true", help="CPU: the generator samples with int8 weights"
+    )
     from mosa.generate import add_sampling_arguments
 
     add_sampling_arguments(parser)  # default: the checkpoint's pipeline.json
@@ -331,12 +334,19 @@ def pipeline_generate_fn(pipe, **sampling) -> GenerateFn:
     return generate
 
 
-def load_models(checkpoint: str | os.PathLike | None, device: str | None = None, **sampling):
+def load_models(
+    checkpoint: str | os.PathLike | None,
+    device: str | None = None,
+    *,
+    int8: bool = False,
+    **sampling,
+):
     """``(vae round trip or None, generate fn or None, folder used or None)`` for ``--checkpoint``.
 
     A ``vae`` checkpoint gives the reconstruction row; a generation pipeline folder gives the
     generation row and, through its tokenizer, the reconstruction row. Without ``checkpoint``
-    the default checkpoint folder is used when it holds either, else no model rows.
+    the default checkpoint folder is used when it holds either, else no model rows. ``int8``:
+    the generator samples with int8 weights (``mosa.generate.load``).
     """
     from mosa.generate import default_checkpoint_dir
 
@@ -354,7 +364,7 @@ def load_models(checkpoint: str | os.PathLike | None, device: str | None = None,
     if _is_pipeline(folder):
         from mosa.generate import load
 
-        pipe = load(folder, device)
+        pipe = load(folder, device, int8=int8)
         recon = VAERoundTrip.from_model(pipe.vae, pipe.mean, pipe.std, str(folder))
         return recon, pipeline_generate_fn(pipe, **sampling), folder
     if kind is None and _kind(folder / "vae") == "vae":
@@ -394,7 +404,7 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
             "use an evaluator trained on this kind of features",
         )
     sampling = {k: getattr(args, k, None) for k in ("cfg", "temperature", "top_k", "top_p")}
-    vae, generate, folder = load_models(args.checkpoint, args.device, **sampling)
+    vae, generate, folder = load_models(args.checkpoint, args.device, int8=args.int8, **sampling)
     settings = EvalSettings(
         replications=args.replications, batch_size=args.batch_size, seed=args.seed,
         mm_samples=args.mm_samples, mm_repeats=args.mm_repeats,
@@ -409,6 +419,7 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
         f"{args.replications} replications, evaluator {evaluator.name}"
         + (f", models from {folder}" if folder else "")
         + "".join(f", {k} {v}" for k, v in sampling.items() if v is not None)
+        + (", int8 generator" if args.int8 else "")
     )
     print(markdown_table(summary))
     report = {
@@ -419,6 +430,7 @@ def evaluate_cli(args: argparse.Namespace) -> dict:
         "checkpoint": str(folder) if folder else None,
         "settings": asdict(settings),
         "sampling": {k: v for k, v in sampling.items() if v is not None},
+        "int8": bool(args.int8),
         "rows": summary,
     }
     if args.json:

@@ -175,7 +175,7 @@ def _root_rotation(joints: np.ndarray) -> np.ndarray:
     return rot
 
 
-def _local_rotations(joints: np.ndarray, root_rot: np.ndarray) -> np.ndarray:
+def local_rotations(joints: np.ndarray, root_rot: np.ndarray) -> np.ndarray:
     """HumanML3D's IK: local rotations of joints 1..21, (T, 22, 3), (T, 4) -> (T, 21, 4).
 
     Each bone's global rotation is the shortest arc from its rest direction; its local rotation
@@ -224,7 +224,7 @@ def extract_features(
     contacts = foot_contacts(pos, feet_threshold)
 
     root_rot = _root_rotation(pos)  # (T, 4)
-    rot6d = quat_to_cont6d(_local_rotations(pos, root_rot))  # (T, 21, 6)
+    rot6d = quat_to_cont6d(local_rotations(pos, root_rot))  # (T, 21, 6)
 
     # Root velocities: linear in the next frame's facing frame, angular as a half-angle.
     root_vel = qrot(root_rot[1:], pos[1:, 0] - pos[:-1, 0])

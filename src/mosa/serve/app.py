@@ -244,12 +244,12 @@ def check_address(host: str, port: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mosa.generate import load
+    from mosa.generate import load_from_args
 
     if not 0 < args.port < 65536:
         raise MosaError(f"--port must be 1-65535, got {args.port}", "pass e.g. --port 8000")
     check_address(args.host, args.port)  # before the slow model load
-    pipe = load(args.checkpoint, args.device)
+    pipe = load_from_args(args)
     app = create_app(
         pipe,
         max_batch=args.max_batch,

@@ -20,7 +20,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,11 +261,37 @@ def _barrier() -> None:
 # dataset of (tokens, caption features)
 
 
+def balance_repeats(names: list[str], pattern: str, power: float, cap: int) -> list[int]:
+    """How often each item is repeated per epoch so rare groups are seen more often.
+
+    An item's group is the first capture group of ``pattern`` searched in its name (for
+    Bandai-Namco, ``_([a-z-]+)_`` gives the content: walk, walk-back, kick, ...). A group of
+    ``n`` items is repeated ``round((typical / n) ** power)`` times, at least 1, at most ``cap``,
+    where ``typical`` is the size of the average item's group (sum n^2 / sum n); items the
+    pattern does not match form one group of their own.
+    """
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise MosaError(
+            f"--balance-by {pattern!r} is not a valid regex ({e})", "fix the pattern"
+        ) from None
+    groups = []
+    for name in names:
+        m = rx.search(name)
+        groups.append(m.group(1) if m and m.groups() else (m.group(0) if m else ""))
+    counts = Counter(groups)
+    typical = sum(n * n for n in counts.values()) / len(groups)
+    rep = {g: int(min(max(round((typical / n) ** power), 1), cap)) for g, n in counts.items()}
+    return [rep[g] for g in groups]
+
+
 class TokenTextDataset(Dataset):
     """Crops of a ``TokenCache`` paired with one caption of their item.
 
     ``random_caption``: draw the caption with torch's RNG (the trainer re-seeds it every step);
-    otherwise the item's first caption (validation).
+    otherwise the item's first caption (validation). ``repeats`` (one per item) lists each of
+    the item's crops that many times per epoch (class balancing); ``None`` lists each once.
     """
 
     def __init__(
@@ -272,14 +300,20 @@ class TokenTextDataset(Dataset):
         texts: TextCache,
         captions: list[list[str]],
         random_caption: bool = True,
+        repeats: list[int] | None = None,
     ):
         self.tokens, self.texts, self.captions = tokens, texts, captions
         self.random_caption = random_caption
+        crops = torch.arange(len(tokens))
+        if repeats is not None:
+            crops = crops.repeat_interleave(torch.tensor(repeats)[tokens.item])
+        self.crops = crops
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.crops)
 
     def __getitem__(self, i: int) -> dict:
+        i = int(self.crops[i])
         caps = self.captions[int(self.tokens.item[i])]
         j = int(torch.randint(len(caps), ())) if self.random_caption else 0
         feats, pooled = self.texts.features(caps[j])
@@ -367,9 +401,13 @@ def train_gen(
     length_dir: str | Path | None = None,
     max_len: int = 196,
     val_items: int | None = 2048,
+    balance: tuple[str, float, int] | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Train a SAR transformer; returns the trainer's summary.
+
+    ``balance = (pattern, power, cap)`` repeats the crops of rare groups of items (see
+    ``balance_repeats``); ``None`` samples every crop once per epoch.
 
     ``init`` warm-starts from a SAR checkpoint folder's weights (and its model config) with a
     fresh optimizer and schedule; ``resume`` continues ``OUT/last`` exactly.
@@ -477,7 +515,10 @@ def train_gen(
             spec = pipeline_spec(path, vae_dir, text_encoder, length_dir)
             atomic_write_text(path / "pipeline.json", json.dumps(spec, indent=2) + "\n")
 
-        train_data = TokenTextDataset(tok_train, texts, caps, random_caption=True)
+        repeats = None
+        if balance is not None:
+            repeats = balance_repeats([it.name for it in train_set.items], *balance)
+        train_data = TokenTextDataset(tok_train, texts, caps, random_caption=True, repeats=repeats)
         val_data = TokenTextDataset(tok_val, texts, val_caps, random_caption=False)
         collate = make_collate(model_cfg.num_scales)
         trainer = Trainer(
@@ -495,7 +536,8 @@ def train_gen(
         if env.is_main:
             cfg_text = {"model": dataclasses.asdict(model_cfg),
                         "train": dataclasses.asdict(train_cfg), "vae": str(vae_dir),
-                        "data": str(data_dir), "max_len": max_len}  # fmt: skip
+                        "data": str(data_dir), "max_len": max_len,
+                        "balance": list(balance) if balance else None}  # fmt: skip
             trainer.write_run_config(cfg_text)
             if not quiet:
                 print(
@@ -574,6 +616,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every", type=int, help="steps between validations")
     parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
     parser.add_argument("--val-items", type=int, default=2048, help="cap on validation motions")
+    parser.add_argument(
+        "--balance-by",
+        metavar="REGEX",
+        help="repeat rare groups of training items; the group is the regex's first capture "
+        "group in the item name (Bandai-Namco content: '_([a-z-]+)_')",
+    )
+    parser.add_argument(
+        "--balance-power", type=float, default=0.5, help="repeats = (typical / group size) ** this"
+    )
+    parser.add_argument("--balance-cap", type=int, default=8, help="most repeats of one item")
 
 
 def build_configs(args: argparse.Namespace) -> tuple[dict[str, Any], TrainConfig]:
@@ -607,10 +659,13 @@ def build_configs(args: argparse.Namespace) -> tuple[dict[str, Any], TrainConfig
 
 def run(args: argparse.Namespace) -> int:
     model_overrides, train_cfg = build_configs(args)
+    balance = None
+    if args.balance_by:
+        balance = (args.balance_by, args.balance_power, args.balance_cap)
     summary = train_gen(
         args.vae, args.data, args.out, model_overrides, train_cfg, resume=args.resume,
         init=args.init, device=args.device, text_encoder=args.text_encoder, length_dir=args.length,
-        max_len=args.max_len, val_items=args.val_items,
+        max_len=args.max_len, val_items=args.val_items, balance=balance,
     )  # fmt: skip
     report_done(summary, args.out, "val loss", "{:.4f}")
     return 0
