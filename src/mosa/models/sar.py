@@ -154,7 +154,9 @@ class Linear(nn.Linear):
     GEMM streams faster than the transposed view of ``(out, in)``. With ``int8`` set (see
     ``SARTransformer.set_int8``) it uses a cached int8 copy (symmetric, per output channel) and
     quantizes the input rows on the fly (fbgemm's dynamic int8 linear): a quarter of the weight
-    traffic and twice the arithmetic rate, at ~1-2% relative error per layer. Same parameters
+    traffic and twice the arithmetic rate, at ~1-2% relative error per layer. The input's
+    scale is one per call (per tensor), so a row's output then depends a little on the other
+    rows of the call: batched motions are no longer independent of each other. Same parameters
     and state dict as ``nn.Linear``; the cached copy is rebuilt whenever the weight or bias is
     modified in place or replaced, or the mode changes."""
 
