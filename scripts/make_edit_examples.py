@@ -387,10 +387,13 @@ def make_edit_examples(
     command: str = "",
     cli_extra: Sequence[str] = (),
     about: str = "",
+    more_seeds: int = 0,
 ) -> list[dict]:
     """Run, measure and render ``examples``; write ``out/{name}.gif``, ``contact_sheet.png``,
     ``acceptance.json`` and ``README.md``. ``paths``: source key -> file. ``cli_extra``:
-    options added to every example's CLI command. Returns the acceptance rows."""
+    options added to every example's CLI command. ``more_seeds``: also measure (not render)
+    seeds ``seed + 1 .. seed + more_seeds`` and write their pass rates
+    (``acceptance_seeds.json`` and a README table). Returns the rendered seed's rows."""
     acc = load_acceptance()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -416,8 +419,56 @@ def make_edit_examples(
     render_contact_sheet(sheet, out / "contact_sheet.png", frames_per_motion=6,
                          titles=sheet_titles, cell=cell, dpi=dpi)  # fmt: skip
     atomic_write_text(out / "acceptance.json", json.dumps(rows, indent=2) + "\n")
-    atomic_write_text(out / "README.md", readme(rows, command, about, evaluator is not None))
+    rates = []
+    if more_seeds > 0:
+        seeds = range(seed, seed + more_seeds + 1)
+        per_seed = [rows] + [
+            [measure_example(acc, pipe, ex, paths, sd, evaluator) for ex in examples]
+            for sd in seeds[1:]
+        ]
+        rates = pass_rates(per_seed, list(seeds))
+        atomic_write_text(out / "acceptance_seeds.json", json.dumps(rates, indent=2) + "\n")
+    text = readme(rows, command, about, evaluator is not None, rates)
+    atomic_write_text(out / "README.md", text)
     return rows
+
+
+CRITERIA = ("mpjpe_pass", "seam_pass", "text_pass")
+
+
+def measure_example(acc, pipe, ex: Example, paths: dict, seed: int, evaluator=None) -> dict:
+    """The acceptance row of one example at one seed, without rendering."""
+    m, feats = run_example(pipe, ex, paths, seed)
+    return acceptance_row(acc, pipe, m, ex, feats, evaluator)
+
+
+def pass_rates(per_seed: list[list[dict]], seeds: list[int]) -> list[dict]:
+    """Per example: how many of the seeds pass each criterion, and the median seam ratio.
+    ``per_seed[i]``: the acceptance rows of ``seeds[i]``, examples in the same order."""
+    out = []
+    for j, first in enumerate(per_seed[0]):
+        rows = [rs[j] for rs in per_seed]
+        rate = {"example": first["example"], "seeds": seeds}
+        for key in CRITERIA:
+            if key in first:
+                rate[key.removesuffix("_pass") + "_passed"] = sum(bool(r[key]) for r in rows)
+        rate["seam_ratio_median"] = float(np.median([r["seam_ratio"] for r in rows]))
+        rate["seam_ratio_max"] = float(max(r["seam_ratio"] for r in rows))
+        out.append(rate)
+    return out
+
+
+def rates_table(rates: list[dict]) -> str:
+    n = len(rates[0]["seeds"])
+    keys = [k for k in ("mpjpe_passed", "seam_passed", "text_passed") if k in rates[0]]
+    names = {"mpjpe_passed": "MPJPE", "seam_passed": "seam", "text_passed": "text"}
+    head = ["example", *(f"{names[k]} passed" for k in keys), "seam ratio median", "max"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rates:
+        cells = [r["example"], *(f"{r[k]}/{n}" for k in keys),
+                 f"{r['seam_ratio_median']:.2f}", f"{r['seam_ratio_max']:.2f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _show(path: Path) -> str:
@@ -465,7 +516,9 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def readme(rows: list[dict], command: str, about: str, with_text: bool) -> str:
+def readme(
+    rows: list[dict], command: str, about: str, with_text: bool, rates: Sequence[dict] = ()
+) -> str:
     parts = [
         "# Motion editing: before and after\n",
         "Written by `scripts/make_edit_examples.py`; do not edit by hand. Re-create everything "
@@ -532,6 +585,14 @@ def readme(rows: list[dict], command: str, about: str, with_text: bool) -> str:
         "the floor; highest wrist minus head height), to read the text's effect.\n",
         table(rows) + "\n",
     ]
+    if rates:
+        seeds = rates[0]["seeds"]
+        parts += [
+            f"### Over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]})\n",
+            "The renders above are one seed. The same edits with every seed, measured the "
+            "same way (`acceptance_seeds.json`): how many seeds pass each criterion.\n",
+            rates_table(list(rates)) + "\n",
+        ]
     return "\n".join(p for p in parts if p)
 
 
@@ -581,6 +642,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/editing"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--more-seeds",
+        type=int,
+        default=0,
+        help="also measure the next N seeds (no renders) and report pass rates",
+    )
+    p.add_argument(
         "--evaluator",
         default=None,
         help="evaluator DIR or t2m:PATH (default: CHECKPOINT/evaluator if there; "
@@ -623,6 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=_command(argv),
             cli_extra=extra,
             about=checkpoint_about(Path(folder), args.device, args.threads),
+            more_seeds=args.more_seeds,
         )
     except MosaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -98,9 +98,31 @@ def made(pipe, paths, ckpt, tmp_path_factory):
     rows = S.make_edit_examples(
         pipe, EXAMPLES, paths, out, seed=3, evaluator=tiny_evaluator(), gif_fps=GIF_FPS,
         width=WIDTH, cell=CELL, command="python scripts/make_edit_examples.py --test",
-        cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"],
+        cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"], more_seeds=1,
     )  # fmt: skip
     return out, rows
+
+
+def test_pass_rates_by_hand(made):
+    out, rows = made
+    a = [
+        {"example": "x", "mpjpe_pass": True, "seam_pass": True, "seam_ratio": 1.0},
+        {"example": "y", "mpjpe_pass": True, "seam_pass": False, "seam_ratio": 2.0},
+    ]
+    b = [{"example": "x", "mpjpe_pass": True, "seam_pass": False, "seam_ratio": 3.0},
+         {"example": "y", "mpjpe_pass": False, "seam_pass": False, "seam_ratio": 4.0}]  # fmt: skip
+    got = S.pass_rates([a, b], [0, 1])
+    assert got[0] == {"example": "x", "seeds": [0, 1], "mpjpe_passed": 2, "seam_passed": 1,
+                      "seam_ratio_median": 2.0, "seam_ratio_max": 3.0}  # fmt: skip
+    assert got[1]["mpjpe_passed"] == 1 and got[1]["seam_passed"] == 0
+    # the module's run: seeds 3 and 4, seed 3's counts agree with acceptance.json
+    rates = json.loads((out / "acceptance_seeds.json").read_text())
+    assert [r["example"] for r in rates] == [r["example"] for r in rows]
+    for rate, row in zip(rates, rows, strict=True):
+        assert rate["seeds"] == [3, 4]
+        assert rate["seam_passed"] >= int(row["seam_pass"]) and rate["seam_passed"] <= 2
+        assert rate["seam_ratio_max"] >= row["seam_ratio"]
+    assert "### Over 2 seeds (3-4)" in (out / "README.md").read_text()
 
 
 def test_files_are_written(made):
@@ -135,7 +157,8 @@ def test_lengths_and_figures(made):
 def test_readme_table(made):
     out, rows = made
     text = (out / "README.md").read_text()
-    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    figures = text[: text.index("### Over")]  # the seed table follows
+    lines = [ln for ln in figures.splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == COLUMNS
     body = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
