@@ -67,6 +67,46 @@ def describe(joints: np.ndarray, fps: float = 20.0) -> dict[str, float]:
     }
 
 
+# prompt -> what its motion must show (on ``describe``'s figures), for the pass counts over
+# many seeds (``--check-seeds``): one seed's render can be lucky or unlucky
+CHECKS = {
+    "a person walks backward": ("moves >= 0.5 m backwards", lambda d: d["forward_m"] <= -0.5),
+    "someone walks backwards": ("moves >= 0.5 m backwards", lambda d: d["forward_m"] <= -0.5),
+    "a person walks forward": (
+        "moves >= 1 m forwards, turns < 30°",
+        lambda d: d["forward_m"] >= 1.0 and abs(d["turn_deg"]) < 30,
+    ),
+    "a person walks and turns left": ("turns > 45° left", lambda d: d["turn_deg"] > 45),
+    "a person walks and turns right": ("turns > 45° right", lambda d: d["turn_deg"] < -45),
+    "a person runs forward": ("mean speed > 1.8 m/s", lambda d: d["speed_mps"] > 1.8),
+    "a person bows": ("head drops > 15 cm", lambda d: d["head_drop_m"] > 0.15),
+    "a person raises the right hand": (
+        "right wrist over the head, left not",
+        lambda d: d["wrist_r_above_head_m"] > 0 > d["wrist_l_above_head_m"],
+    ),
+    "a person raises the left hand": (
+        "left wrist over the head, right not",
+        lambda d: d["wrist_l_above_head_m"] > 0 > d["wrist_r_above_head_m"],
+    ),
+}
+
+
+def check_counts(pipe, seeds: int, seed: int = 100, seconds: float = 4.0) -> list[dict]:
+    """For every ``CHECKS`` prompt: how many of ``seeds`` motions (seeds ``seed ..``) pass."""
+    rows = []
+    for prompt, (rule, ok) in CHECKS.items():
+        motions = pipe.generate([prompt] * seeds, seconds=seconds, seed=seed)
+        passed = sum(bool(ok(describe(m.joints, m.fps))) for m in motions)
+        rows.append({"prompt": prompt, "rule": rule, "passed": passed, "seeds": seeds})
+    return rows
+
+
+def check_table(rows: list[dict]) -> str:
+    lines = ["| prompt | must show | passed |", "|---|---|---|"]
+    lines += [f"| {r['prompt']} | {r['rule']} | {r['passed']}/{r['seeds']} |" for r in rows]
+    return "\n".join(lines)
+
+
 COLUMNS = (
     ("forward_m", "forward m"), ("turn_deg", "turn °"), ("speed_mps", "speed m/s"),
     ("wrist_l_above_head_m", "L wrist above head m"),
@@ -90,6 +130,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/examples"))
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--check-seeds",
+        type=int,
+        default=0,
+        help="also count, over this many seeds (100, 101, ...), the motions that show what "
+        "their prompt asks (checks.json)",
+    )
     args = parser.parse_args()
     pipe = mosa.load(args.checkpoint, device="cpu")
     motions = pipe.generate(list(PROMPTS), seconds=args.seconds, seed=args.seed)
@@ -103,6 +150,10 @@ def main() -> None:
     rows = [{"prompt": m.text, "seed": m.seed, **describe(m.joints, m.fps)} for m in motions]
     atomic_write_text(args.out / "figures.json", json.dumps(rows, indent=2) + "\n")
     print(table(rows))
+    if args.check_seeds > 0:
+        checks = check_counts(pipe, args.check_seeds)
+        atomic_write_text(args.out / "checks.json", json.dumps(checks, indent=2) + "\n")
+        print(check_table(checks))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,29 @@ def test_describe_arms_and_bow(ex, hml_sample):
     assert d["head_drop_m"] == pytest.approx(0.25, abs=1e-6)
     rows = [{"prompt": "p", **d}]
     assert "| 00 | p |" in ex.table(rows) and "+0.30" in ex.table(rows)
+
+
+def test_check_counts_apply_the_rules(ex, tmp_path):
+    """``check_counts`` counts, per prompt, the generated motions whose figures pass its rule:
+    the same count as applying the rule by hand to the same seeds' motions."""
+    import torch
+
+    import mosa
+    from tiny_models import write_tiny_pipeline
+
+    torch.set_num_threads(1)
+    pipe = mosa.load(write_tiny_pipeline(tmp_path / "ckpt"), device="cpu")
+    rows = ex.check_counts(pipe, seeds=3, seed=7, seconds=2.0)
+    assert [r["prompt"] for r in rows] == list(ex.CHECKS)
+    for r in rows:
+        _, ok = ex.CHECKS[r["prompt"]]
+        motions = pipe.generate([r["prompt"]] * 3, seconds=2.0, seed=7)
+        assert r["passed"] == sum(bool(ok(ex.describe(m.joints))) for m in motions)
+        assert r["seeds"] == 3 and f"| {r['prompt']} |" in ex.check_table(rows)
+    # the rules themselves, on figures built by hand
+    fig = {"forward_m": -0.6, "turn_deg": 0.0, "speed_mps": 2.0, "head_drop_m": 0.2,
+           "wrist_r_above_head_m": 0.1, "wrist_l_above_head_m": -0.3}  # fmt: skip
+    assert ex.CHECKS["a person walks backward"][1](fig)
+    assert not ex.CHECKS["a person walks forward"][1](fig)
+    assert ex.CHECKS["a person raises the right hand"][1](fig)
+    assert not ex.CHECKS["a person raises the left hand"][1](fig)
