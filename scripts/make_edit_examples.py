@@ -99,9 +99,12 @@ EXAMPLES = (
             ("dataset-2_walk_active_019",), after=2.0),
     Example("lead_in", "lead_in", "a person walks forward",
             ("dataset-2_walk_normal_006",), before=2.0),
-    Example("inbetween", "inbetween", "a person walks forward and stops",
+    Example("inbetween", "inbetween", "a person stops and bows",
             ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
-            seconds=2.0, crop=True),
+            seconds=2.0, crop=True,
+            note="The text asks for something neither A nor B does: with \"a person walks "
+                 "forward and stops\" the reference, A's walk cut into B's standing wave, "
+                 "already showed the text, and the edit came closer in 1 of 5 seeds."),
     Example("outpaint", "outpaint", "a person walks forward",
             ("dataset-2_walk_youthful_006",), before=1.5, after=1.5, crop=True),
 )  # fmt: skip
