@@ -57,19 +57,31 @@ def joint_speeds(joints: np.ndarray, fps: float) -> np.ndarray:
     return np.linalg.norm(np.diff(joints, axis=0), axis=-1) * fps
 
 
+def seam_frames(m: E.EditedMotion) -> np.ndarray:
+    """The first frame after every kept <-> generated change."""
+    return np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1
+
+
+def seam_window(steps: int, frame: int, window: int) -> np.ndarray:
+    """``(steps,)`` the steps between frames within ``window`` frames of the seam at ``frame``."""
+    near = np.zeros(steps, bool)
+    near[max(0, frame - window - 1) : frame + window] = True
+    return near
+
+
 def near_seams(m: E.EditedMotion, window: int) -> np.ndarray:
     """``(T-1,)`` steps between frames within ``window`` frames of a seam (kept <-> generated)."""
     near = np.zeros(len(m.kept) - 1, bool)
-    for s in np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1:  # first frame after a change
-        near[max(0, s - window - 1) : s + window] = True
+    for s in seam_frames(m):
+        near |= seam_window(len(near), int(s), window)
     return near
 
 
 def seam_sources(m: E.EditedMotion) -> list[tuple[int, int]]:
-    """``(frame, source)`` of every seam: its first frame after a kept <-> generated change and
-    the source of the kept segment it borders (in-betweening has two sources)."""
+    """``(frame, source)`` of every seam (``seam_frames``) and the source of the kept segment
+    it borders (in-betweening has two sources)."""
     out = []
-    for s in np.flatnonzero(np.diff(m.kept.astype(int)) != 0) + 1:
+    for s in seam_frames(m):
         seg = next(g for g in m.segments if g.kind == "kept" and s in (g.start, g.end))
         out.append((int(s), int(seg.source or 0)))
     return out
@@ -87,9 +99,7 @@ def seam_speed_ratio(m: E.EditedMotion, sources: list[np.ndarray], window: int) 
     p95 = [float(np.percentile(p, 95)) for p in peaks]  # the same statistic as ``speed``
     seams = []
     for frame, src in seam_sources(m):
-        near = np.zeros(len(speed), bool)
-        near[max(0, frame - window - 1) : frame + window] = True
-        peak = float(speed[near].max())
+        peak = float(speed[seam_window(len(speed), frame, window)].max())
         seams.append({"frame": frame, "source": src, "peak": peak, "p95": p95[src],
                       "ratio": peak / max(p95[src], 1e-9)})  # fmt: skip
     worst = max(seams, key=lambda r: r["ratio"])

@@ -372,10 +372,10 @@ def test_set_int8_guided_decode_close_to_fp32():
     _, inputs, layout, c = batch([40, 17], q)
     cond = m.condition(*c)
 
-    def decode():
-        cache = m.start(cond, layout, guided=True)
+    def decode(model=m):
+        cache = model.start(cond, layout, guided=True)
         return torch.cat(
-            [m.step(cache, None if k == 0 else inputs[k - 1]) for k in range(K)], dim=1
+            [model.step(cache, None if k == 0 else inputs[k - 1]) for k in range(K)], dim=1
         )
 
     ref = decode()
@@ -388,3 +388,9 @@ def test_set_int8_guided_decode_close_to_fp32():
     assert 0 < float(kl.max()) < 0.02
     m.set_int8(False)
     torch.testing.assert_close(decode(), ref, atol=0, rtol=0)
+    # a fresh copy decoded in int8 first, then fp32: nothing cached under int8 (the null
+    # text's cross-attention output) may leak into the float decode
+    fresh = tiny()
+    fresh.load_state_dict(m.state_dict())
+    decode(fresh.set_int8(True))
+    torch.testing.assert_close(decode(fresh.set_int8(False)), ref, atol=0, rtol=0)

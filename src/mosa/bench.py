@@ -241,14 +241,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (use 1 on a machine shared with other jobs: oversubscribed "
         "threads make every op wait)",
     )
-    parser.add_argument(
-        "--int8", action="store_true", help="CPU: sample with int8 generator weights"
-    )
+    from mosa.generate import add_int8_argument
+
+    add_int8_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from mosa.generate import default_device, load
+    from mosa.generate import check_int8_device, default_device, load
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -261,8 +261,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 f"--dim {args.dim} is not divisible by --heads {args.heads}",
                 "pick a dim that is a multiple of heads",
             )
-        if args.int8 and device.type != "cpu":
-            raise MosaError(f"--int8 is for CPU inference, not {device}", "drop --int8")
+        check_int8_device(args.int8, device)
         pipe = random_pipeline(args.dim, args.layers, args.heads, args.ff, device=device)
         pipe.sar.set_int8(args.int8)
     else:

@@ -680,10 +680,7 @@ def load(
         )
     spec = read_pipeline_spec(folder)
     dev = torch.device(device) if device is not None else default_device()
-    if int8 and dev.type != "cpu":
-        raise MosaError(
-            f"--int8 is for CPU inference, not {dev}", "drop --int8 or pass --device cpu"
-        )
+    check_int8_device(int8, dev)
     # resolve every part first: a wrong pipeline.json fails before any loading
     parts = {k: _resolve(folder, spec[k]) for k in ("sar", "vae", "length") if spec.get(k)}
     sar = load_sar(parts["sar"], dev).set_int8(int8)
@@ -753,6 +750,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder (default: $MOSA_CHECKPOINTS or checkpoints/)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_int8_argument(parser)
+
+
+def add_int8_argument(parser: argparse.ArgumentParser) -> None:
+    """``--int8`` (see :func:`load`); also used by ``mosa bench`` and ``mosa eval``."""
     parser.add_argument(
         "--int8",
         action="store_true",
@@ -760,6 +762,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "in our evaluation, but a motion then depends slightly on the other motions in its "
         "batch (docs/speed.md)",
     )
+
+
+def check_int8_device(int8: bool, device: torch.device) -> None:
+    """``MosaError`` for int8 sampling on anything but the CPU (before any loading)."""
+    if int8 and device.type != "cpu":
+        raise MosaError(
+            f"--int8 is for CPU inference, not {device}", "drop --int8 or pass --device cpu"
+        )
 
 
 def load_from_args(args: argparse.Namespace) -> Pipeline:

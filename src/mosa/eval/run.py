@@ -294,11 +294,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mm-repeats", type=int, default=30, help="generations per caption")
     parser.add_argument("--device", help="device for the generator (default: cuda if available)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--int8", action="store_true", help="CPU: the generator samples with int8 weights"
-    )
-    from mosa.generate import add_sampling_arguments
+    from mosa.generate import add_int8_argument, add_sampling_arguments
 
+    add_int8_argument(parser)
     add_sampling_arguments(parser)  # default: the checkpoint's pipeline.json
 
 

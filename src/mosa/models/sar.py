@@ -171,7 +171,8 @@ class Linear(nn.Linear):
         if torch.is_grad_enabled() or not w.is_cpu:
             return F.linear(x, w, self.bias)
         b = self.bias
-        key = (self.int8, w._version, w.data_ptr(), -1 if b is None else b._version)
+        bkey = (-1, 0) if b is None else (b._version, b.data_ptr())
+        key = (self.int8, w._version, w.data_ptr(), *bkey)
         if self._copy_key != key:
             with torch.inference_mode(False), torch.no_grad():  # usable in and out of it
                 self._copy = _pack_int8(w, b) if self.int8 else w.detach().t().contiguous().t()
@@ -521,11 +522,13 @@ class SARTransformer(nn.Module):
     # -- cached decoding ----------------------------------------------------------------------
     def _null_cross(self) -> list[torch.Tensor]:
         """Each block's cross-attention output ``(D,)`` for the null text; kept until one of
-        the weights it depends on changes (in place or replaced)."""
+        the weights it depends on changes (in place or replaced) or ``set_int8`` switches the
+        layers computing it."""
         params = [self.null_text, *self.text_proj.parameters()]
         for blk in self.blocks:
             params += [*blk.cross.kv.parameters(), *blk.cross.proj.parameters()]
-        key = tuple((p._version, p.data_ptr()) for p in params)
+        modes = tuple((blk.cross.kv.int8, blk.cross.proj.int8) for blk in self.blocks)
+        key = (modes, *((p._version, p.data_ptr()) for p in params))
         if self._null_cross_key != key:
             with torch.inference_mode(False), torch.no_grad():  # normal tensors, no graph
                 text = self.text_proj(self.null_text)
