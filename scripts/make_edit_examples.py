@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageSequence
 from mosa import edit as E
 from mosa import generate as G
 from mosa.errors import MosaError
+from mosa.eval import kinematics
 from mosa.io import atomic_path, atomic_write_text
 from mosa.motion.features import recover_joints
 from mosa.motion.io import read_motion
@@ -97,8 +98,12 @@ EXAMPLES = (
                  "and is 23 s long: `--crop` keeps the frames nearest the span."),
     Example("extend", "extend", "a person waves with the right hand",
             ("dataset-2_walk_active_019",), after=2.0),
-    Example("lead_in", "lead_in", "a person walks forward",
-            ("dataset-2_walk_normal_006",), before=2.0),
+    Example("lead_in", "lead_in", "a person waves with the right hand",
+            ("dataset-2_walk_normal_006",), before=2.0,
+            note="The person waves, then walks off (the source). The text asks for something "
+                 "the walk does not do; with \"a person walks forward\" the edit was compared "
+                 "with the walk itself. *Other texts tried* below has both, and the lead-ins "
+                 "that do not follow their text."),
     Example("inbetween", "inbetween", "a person stops and bows",
             ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
             seconds=2.0, crop=True,
@@ -108,6 +113,51 @@ EXAMPLES = (
     Example("outpaint", "outpaint", "a person walks forward",
             ("dataset-2_walk_youthful_006",), before=1.5, after=1.5, crop=True),
 )  # fmt: skip
+
+# Other texts, measured over the seeds only (no renders), to show where an edit follows its
+# text and where it does not: the texts the examples had before, and contrasting ones.
+PROBES = (
+    Example("lead_in_walk_into_walk", "lead_in", "a person walks forward",
+            ("dataset-2_walk_normal_006",), before=2.0,
+            note="the lead-in example before; its reference is the walk itself"),
+    Example("lead_in_walk_into_wave", "lead_in", "a person walks forward",
+            ("dataset-2_wave-right-hand_exhausted_008",), before=2.0,
+            note="walking into a standing clip: a failed seam is the walk's own last stride "
+                 "inside the seam window, faster than 1.5 x the standing source's p95"),
+    Example("lead_in_run_into_walk", "lead_in", "a person runs forward",
+            ("dataset-2_walk_normal_006",), before=2.0,
+            note="the lead-in keeps to the walk's pace"),
+    Example("lead_in_bow_into_walk", "lead_in", "a person bows",
+            ("dataset-2_walk_normal_006",), before=2.0),
+    Example("inbetween_walk_and_stop", "inbetween", "a person walks forward and stops",
+            ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
+            seconds=2.0, crop=True,
+            note="the in-between text before; its reference, A's walk cut into B's standing "
+                 "wave, already shows it"),
+)  # fmt: skip
+
+# text -> what its generated frames must show, on mosa.eval.kinematics.describe's figures
+# over each generated part (``s`` seconds long). How the real Bandai-Namco test clips (not
+# mirrored) fare: right-hand waves lift the right wrist 0.48-1.11 m above the left (21/21
+# pass); walks move forward at 0.66-1.51 m/s (21/21), the 155 clips that neither walk nor
+# run < 0.015 m/s; bows lower the head 0.18-0.31 m below its standing height (2/2), walks
+# 0.03-0.12 m; raising both hands puts both wrists above the head in 16/28 clips; runs exceed
+# 1.8 m/s in 28/32. In an edit the standing height is the kept frames' next to the part.
+BOW = "head > 0.15 m below the kept frames'"
+CHECKS = {
+    "a person raises both arms above their head": (
+        "both wrists above the head",
+        lambda d, s: min(d["wrist_l_above_head_m"], d["wrist_r_above_head_m"]) > 0,
+    ),
+    "a person waves with the right hand": (
+        "right wrist >= 0.3 m above the left",
+        lambda d, s: d["wrist_r_above_head_m"] - d["wrist_l_above_head_m"] >= 0.3,
+    ),
+    "a person walks forward": ("moves forward >= 0.5 m/s", lambda d, s: d["forward_m"] >= 0.5 * s),
+    "a person runs forward": ("mean speed > 1.8 m/s", lambda d, s: d["speed_mps"] > 1.8),
+    "a person bows": (BOW, lambda d, s: d["head_below_kept_m"] > 0.15),
+    "a person stops and bows": (BOW, lambda d, s: d["head_below_kept_m"] > 0.15),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,8 +259,32 @@ def acceptance_row(acc, pipe, m: E.EditedMotion, ex: Example, feats: list, evalu
         ref = reference_features(m, ex, feats)
         row.update(acc.text_distances(evaluator, ex.text, m.features[g0:g1], ref))
         row["text_pass"] = row["text_dist_edited"] < row["text_dist_source"]
+    row.update(kinematic_check(ex.text, m))
     row.update(describe(m.joints[g0:g1]))
     return row
+
+
+def part_figures(joints: np.ndarray, start: int, end: int, fps: float) -> dict:
+    """``kinematics.describe`` of output frames ``[start, end)`` of ``joints (T, 22, 3)``, plus
+    ``head_below_kept_m``: how far the head gets below the lower of the kept frames next to
+    the part (their head height stands in for the standing height a bow starts from)."""
+    head = joints[:, kinematics.HEAD, 1]
+    beside = [head[i] for i in (start - 1, end) if 0 <= i < len(head)]
+    below = float(min(beside) - head[start:end].min())
+    return {**kinematics.describe(joints[start:end], fps), "head_below_kept_m": below}
+
+
+def kinematic_check(text: str, m: E.EditedMotion) -> dict:
+    """``CHECKS[text]`` on every generated part of ``m``: the rule, each part's figures, and
+    whether every part passes. Empty when the text has no rule."""
+    if text not in CHECKS:
+        return {}
+    rule, ok = CHECKS[text]
+    parts = [s for s in m.segments if s.kind == "generated"]
+    figures = [part_figures(m.joints, s.start, s.end, m.fps) for s in parts]
+    seconds = [(s.end - s.start - 1) / m.fps for s in parts]  # steps between the frames
+    passed = all(ok(d, t) for d, t in zip(figures, seconds, strict=True))
+    return {"kinematic_rule": rule, "kinematic_parts": figures, "kinematic_pass": passed}
 
 
 def peak_away_from_seams(acc, m: E.EditedMotion, window: int) -> float:
@@ -391,12 +465,14 @@ def make_edit_examples(
     cli_extra: Sequence[str] = (),
     about: str = "",
     more_seeds: int = 0,
+    probes: Sequence[Example] = (),
 ) -> list[dict]:
     """Run, measure and render ``examples``; write ``out/{name}.gif``, ``contact_sheet.png``,
     ``acceptance.json`` and ``README.md``. ``paths``: source key -> file. ``cli_extra``:
     options added to every example's CLI command. ``more_seeds``: also measure (not render)
     seeds ``seed + 1 .. seed + more_seeds`` and write their pass rates
-    (``acceptance_seeds.json`` and a README table). Returns the rendered seed's rows."""
+    (``acceptance_seeds.json`` and a README table), and measure ``probes`` (other texts, not
+    rendered) on all those seeds (``probes_seeds.json``). Returns the rendered seed's rows."""
     acc = load_acceptance()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -422,27 +498,37 @@ def make_edit_examples(
     render_contact_sheet(sheet, out / "contact_sheet.png", frames_per_motion=6,
                          titles=sheet_titles, cell=cell, dpi=dpi)  # fmt: skip
     atomic_write_text(out / "acceptance.json", json.dumps(rows, indent=2) + "\n")
-    rates = []
+    rates, probe_rates = [], []
     if more_seeds > 0:
-        seeds = range(seed, seed + more_seeds + 1)
-        per_seed = [rows] + [
-            [measure_example(acc, pipe, ex, paths, sd, evaluator) for ex in examples]
-            for sd in seeds[1:]
-        ]
-        rates = pass_rates(per_seed, list(seeds))
+        seeds = list(range(seed, seed + more_seeds + 1))
+        per_seed = [rows] + [measure_seed(acc, pipe, examples, paths, sd, evaluator)
+                             for sd in seeds[1:]]  # fmt: skip
+        rates = pass_rates(per_seed, seeds)
         atomic_write_text(out / "acceptance_seeds.json", json.dumps(rates, indent=2) + "\n")
-    text = readme(rows, command, about, evaluator is not None, rates)
+        if probes:
+            per_seed = [measure_seed(acc, pipe, probes, paths, sd, evaluator) for sd in seeds]
+            probe_rates = pass_rates(per_seed, seeds)
+            for rate, ex in zip(probe_rates, probes, strict=True):
+                rate["note"] = ex.note
+            text = json.dumps(probe_rates, indent=2) + "\n"
+            atomic_write_text(out / "probes_seeds.json", text)
+    text = readme(rows, command, about, evaluator is not None, rates, probe_rates)
     atomic_write_text(out / "README.md", text)
     return rows
 
 
-CRITERIA = ("mpjpe_pass", "seam_pass", "text_pass")
+CRITERIA = ("mpjpe_pass", "seam_pass", "text_pass", "kinematic_pass")
 
 
 def measure_example(acc, pipe, ex: Example, paths: dict, seed: int, evaluator=None) -> dict:
     """The acceptance row of one example at one seed, without rendering."""
     m, feats = run_example(pipe, ex, paths, seed)
     return acceptance_row(acc, pipe, m, ex, feats, evaluator)
+
+
+def measure_seed(acc, pipe, examples: Sequence[Example], paths: dict, seed: int, evaluator=None):
+    """``measure_example`` of every example at one seed."""
+    return [measure_example(acc, pipe, ex, paths, seed, evaluator) for ex in examples]
 
 
 def pass_rates(per_seed: list[list[dict]], seeds: list[int]) -> list[dict]:
@@ -452,6 +538,7 @@ def pass_rates(per_seed: list[list[dict]], seeds: list[int]) -> list[dict]:
     for j, first in enumerate(per_seed[0]):
         rows = [rs[j] for rs in per_seed]
         rate = {"example": first["example"], "seeds": seeds}
+        rate.update({k: first[k] for k in ("text", "kinematic_rule") if k in first})
         for key in CRITERIA:
             if key in first:
                 rate[key.removesuffix("_pass") + "_passed"] = sum(bool(r[key]) for r in rows)
@@ -461,15 +548,25 @@ def pass_rates(per_seed: list[list[dict]], seeds: list[int]) -> list[dict]:
     return out
 
 
-def rates_table(rates: list[dict]) -> str:
+RATE_NAMES = {"mpjpe_passed": "MPJPE", "seam_passed": "seam", "text_passed": "text",
+              "kinematic_passed": "kinematic"}  # fmt: skip
+
+
+def rates_table(rates: list[dict], with_text: bool = False) -> str:
+    """Markdown table of ``pass_rates``; ``with_text`` adds the text and kinematic rule, and
+    a note column when a rate has a note."""
     n = len(rates[0]["seeds"])
-    keys = [k for k in ("mpjpe_passed", "seam_passed", "text_passed") if k in rates[0]]
-    names = {"mpjpe_passed": "MPJPE", "seam_passed": "seam", "text_passed": "text"}
-    head = ["example", *(f"{names[k]} passed" for k in keys), "seam ratio median", "max"]
+    keys = [k for k in RATE_NAMES if any(k in r for r in rates)]
+    notes = with_text and any(r.get("note") for r in rates)
+    extra = ["text", "kinematic rule"] if with_text else []
+    head = ["example", *extra, *(f"{RATE_NAMES[k]} passed" for k in keys),
+            "seam ratio median", "max", *(["note"] if notes else [])]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rates:
-        cells = [r["example"], *(f"{r[k]}/{n}" for k in keys),
-                 f"{r['seam_ratio_median']:.2f}", f"{r['seam_ratio_max']:.2f}"]  # fmt: skip
+        texts = [r.get("text", ""), r.get("kinematic_rule", "")] if with_text else []
+        cells = [r["example"], *texts, *(f"{r[k]}/{n}" if k in r else "" for k in keys),
+                 f"{r['seam_ratio_median']:.2f}", f"{r['seam_ratio_max']:.2f}",
+                 *([r.get("note", "")] if notes else [])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -499,6 +596,7 @@ COLUMNS = (
     ("text_dist_edited", "text dist. edit", "{:.2f}"),
     ("text_dist_source", "text dist. ref.", "{:.2f}"),
     ("text_pass", "text pass", "{}"),
+    ("kinematic_pass", "kinematic pass", "{}"),
     ("gen_travel_m", "gen. travel (m)", "{:.2f}"),
     ("gen_wrist_over_head_m", "wrist over head (m)", "{:+.2f}"),
 )
@@ -520,7 +618,12 @@ def table(rows: list[dict]) -> str:
 
 
 def readme(
-    rows: list[dict], command: str, about: str, with_text: bool, rates: Sequence[dict] = ()
+    rows: list[dict],
+    command: str,
+    about: str,
+    with_text: bool,
+    rates: Sequence[dict] = (),
+    probe_rates: Sequence[dict] = (),
 ) -> str:
     parts = [
         "# Motion editing: before and after\n",
@@ -583,6 +686,15 @@ def readme(
             "frames of the same length (extend / lead-in), the hard cut from A to B "
             "(in-between), the whole source (outpainting). Pass: the edit is closer.\n"
         )
+    parts.append(
+        "- **Kinematic**: texts with a rule (`CHECKS` in the script, thresholds from the real "
+        "test clips) are also checked without a learned model, on what every generated part "
+        "does (`mosa.eval.kinematics.describe`): e.g. a wave lifts the right wrist >= 0.3 m "
+        "above the left, a walk moves forward >= 0.5 m/s, a bow lowers the head > 0.15 m "
+        "below its height on the kept frames next to the generated part. "
+        "Pass: every generated part follows the rule (`kinematic_parts` in "
+        "`acceptance.json` has the figures).\n"
+    )
     parts += [
         "- **gen. travel / wrist over head**: what the generated frames do (root travel on "
         "the floor; highest wrist minus head height), to read the text's effect.\n",
@@ -594,7 +706,17 @@ def readme(
             f"### Over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]})\n",
             "The renders above are one seed. The same edits with every seed, measured the "
             "same way (`acceptance_seeds.json`): how many seeds pass each criterion.\n",
-            rates_table(list(rates)) + "\n",
+            rates_table(list(rates), with_text=True) + "\n",
+        ]
+    if probe_rates:
+        parts += [
+            "### Other texts tried\n",
+            "Measured the same way on the same seeds, not rendered (`probes_seeds.json`): "
+            "the texts the examples used before, and texts that contrast with the source. "
+            "An edit whose text describes what the kept source already does (a walk leading "
+            "into a walk) is compared with that source itself, so its text check is a coin "
+            "flip; contrasting texts show whether the edit follows the text.\n",
+            rates_table(list(probe_rates), with_text=True) + "\n",
         ]
     return "\n".join(p for p in parts if p)
 
@@ -672,7 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     examples = [e for e in EXAMPLES if args.examples is None or e.name in args.examples]
     folder = args.checkpoint or G.default_checkpoint_dir()
     try:
-        paths = source_paths(examples, args.data, args.cmu)
+        probes = PROBES if args.examples is None and args.more_seeds > 0 else ()
+        paths = source_paths([*examples, *probes], args.data, args.cmu)
         pipe = G.load(folder, args.device)
         evaluator = None
         ev = args.evaluator if args.evaluator is not None else folder / "evaluator"
@@ -694,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli_extra=extra,
             about=checkpoint_about(Path(folder), args.device, args.threads),
             more_seeds=args.more_seeds,
+            probes=probes,
         )
     except MosaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,16 +8,18 @@ import math
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from mosa import edit as E
 from mosa import generate as G
 from mosa.cli import main as mosa_main
 from mosa.eval.evaluator import Evaluator, EvaluatorConfig, TextMotionEvaluator
-from mosa.motion.features import recover_joints
+from mosa.motion.features import facing_direction, recover_joints
 from mosa.motion.io import read_motion
 from tiny_models import write_tiny_pipeline
 
@@ -27,7 +29,7 @@ COLUMNS = [
     "example", "mode", "frames", "generated (s)", "MPJPE outside (mm)", "raw decode (mm)",
     "recon. (mm)", "MPJPE pass", "seam peak (m/s)", "source p95 (m/s)", "seam ratio",
     "seam pass", "seam / peak elsewhere", "text dist. edit", "text dist. ref.", "text pass",
-    "gen. travel (m)", "wrist over head (m)",
+    "kinematic pass", "gen. travel (m)", "wrist over head (m)",
 ]  # fmt: skip
 
 
@@ -61,13 +63,16 @@ def tiny_evaluator() -> Evaluator:
 
 
 # A: 199 feature frames, B: 170 (20 fps); the tiny generator makes 40..196 frames.
+# Every text has a kinematic rule (S.CHECKS), so every row has a kinematic figure.
 EXAMPLES = (
-    S.Example("span", "span", "a person jumps", ("b",), start=1.0, end=2.5),
-    S.Example("extend", "extend", "a person walks", ("b",), after=1.0),
-    S.Example("lead_in", "lead_in", "a person waves", ("b",), before=0.5),
-    S.Example("inbetween", "inbetween", "a person turns", ("a", "b"), seconds=1.0, crop=True),
-    S.Example("outpaint", "outpaint", "a person runs", ("b",), before=0.5, after=0.5),
-)
+    S.Example("span", "span", "a person bows", ("b",), start=1.0, end=2.5),
+    S.Example("extend", "extend", "a person walks forward", ("b",), after=1.0),
+    S.Example("lead_in", "lead_in", "a person waves with the right hand", ("b",), before=0.5),
+    S.Example("inbetween", "inbetween", "a person stops and bows", ("a", "b"), seconds=1.0,
+              crop=True),
+    S.Example("outpaint", "outpaint", "a person runs forward", ("b",), before=0.5, after=0.5),
+)  # fmt: skip
+PROBES = (S.Example("probe", "lead_in", "a person jumps", ("b",), before=1.0, note="a try"),)
 # Output frames, rounded up to multiples of 4 by the first generated part: span 20 kept +
 # (30 + 2) + 120 kept = 172; extend 170 + (20 + 2) = 192; lead-in 10 + 170 = 180; in-between
 # 199 + (20 + 3) + 170 = 392, cropped to 196; outpaint (10 + 2) + 170 + 10 = 192.
@@ -98,7 +103,7 @@ def made(pipe, paths, ckpt, tmp_path_factory):
     rows = S.make_edit_examples(
         pipe, EXAMPLES, paths, out, seed=3, evaluator=tiny_evaluator(), gif_fps=GIF_FPS,
         width=WIDTH, cell=CELL, command="python scripts/make_edit_examples.py --test",
-        cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"], more_seeds=1,
+        cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"], more_seeds=1, probes=PROBES,
     )  # fmt: skip
     return out, rows
 
@@ -123,6 +128,74 @@ def test_pass_rates_by_hand(made):
         assert rate["seam_passed"] >= int(row["seam_pass"]) and rate["seam_passed"] <= 2
         assert rate["seam_ratio_max"] >= row["seam_ratio"]
     assert "### Over 2 seeds (3-4)" in (out / "README.md").read_text()
+
+
+def test_probes_are_measured_on_every_seed(made, pipe, paths):
+    """Probes run on all seeds (the rendered one too), are not rendered, and their rates
+    agree with measuring them by hand; a text with no kinematic rule has no such figure."""
+    out, _ = made
+    assert not (out / "probe.gif").exists()
+    [rate] = json.loads((out / "probes_seeds.json").read_text())
+    acc = S.load_acceptance()
+    rows = [S.measure_example(acc, pipe, PROBES[0], paths, sd, tiny_evaluator()) for sd in (3, 4)]
+    assert rate["seeds"] == [3, 4] and rate["text"] == "a person jumps"
+    assert rate["seam_passed"] == sum(r["seam_pass"] for r in rows)
+    assert rate["seam_ratio_max"] == pytest.approx(max(r["seam_ratio"] for r in rows))
+    assert "kinematic_passed" not in rate and "kinematic_pass" not in rows[0]
+    readme = (out / "README.md").read_text()
+    tried = readme[readme.index("### Other texts tried") :]
+    assert "| probe | a person jumps |  |" in tried and tried.splitlines()[6].endswith("| a try |")
+    assert rate["note"] == "a try"
+
+
+def _edit(joints: np.ndarray, segments) -> SimpleNamespace:
+    return SimpleNamespace(joints=joints, fps=20.0, segments=segments)
+
+
+def test_kinematic_check_by_hand(hml_sample):
+    """A pose carried forward at 1 m/s on generated frames and standing on kept ones: the walk
+    rule passes on a lone generated part and fails when another generated part stands."""
+    pose = np.load(hml_sample / "012314_new_joints.npy")[0]
+    face = facing_direction(pose[None])[0]
+    step = np.array([face[0], 0.0, face[1]]) * 1.0 / 20  # 1 m/s at 20 fps
+    moving = np.arange(21)[:, None, None] * step
+    joints = np.concatenate([pose + moving, np.repeat(pose[None] + moving[-1], 20, axis=0)])
+    gen, kept = E.Segment("generated", 0, 21), E.Segment("kept", 21, 41, 0, 0)
+    got = S.kinematic_check("a person walks forward", _edit(joints, [gen, kept]))
+    assert got["kinematic_rule"] == S.CHECKS["a person walks forward"][0]
+    assert got["kinematic_parts"][0]["forward_m"] == pytest.approx(1.0, abs=1e-6)
+    assert got["kinematic_pass"] is True
+    standing = E.Segment("generated", 21, 41)
+    got = S.kinematic_check("a person walks forward", _edit(joints, [gen, standing]))
+    assert [p["forward_m"] for p in got["kinematic_parts"]] == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert got["kinematic_pass"] is False
+    # 0.4 m/s is under the walk's 0.5 m/s; the bow rule looks at the head instead
+    slow = np.concatenate([pose + moving * 0.4, pose[None].repeat(20, axis=0)])
+    got = S.kinematic_check("a person walks forward", _edit(slow, [gen]))
+    assert got["kinematic_pass"] is False
+    assert S.kinematic_check("a person bows", _edit(joints, [gen]))["kinematic_pass"] is False
+    assert S.kinematic_check("a person jumps", _edit(joints, [gen])) == {}
+
+
+def test_bow_is_measured_from_the_kept_neighbours(hml_sample):
+    """``head_below_kept_m``: the lower kept neighbour's head height minus the part's lowest;
+    a part between a tall and a short neighbour does not count the difference as a bow."""
+    pose = np.load(hml_sample / "012314_new_joints.npy")[0]
+    joints = np.repeat(pose[None], 30, axis=0)
+    joints[20:, :, 1] -= 0.3  # B stands 30 cm lower than A
+    joints[10:20, :, 1] -= np.linspace(0.0, 0.3, 10)[:, None]  # the part goes from A to B
+    fig = S.part_figures(joints, 10, 20, 20.0)
+    assert fig["head_below_kept_m"] == pytest.approx(0.0, abs=1e-6)
+    assert fig["head_drop_m"] > 0.25  # what describe alone would have called a bow
+    joints[14, S.kinematics.HEAD, 1] -= 0.2  # a real dip below B's height
+    fig = S.part_figures(joints, 10, 20, 20.0)
+    assert fig["head_below_kept_m"] == pytest.approx(0.2 + 0.3 * 4 / 9 - 0.3, abs=1e-6)
+    joints[15, S.kinematics.HEAD, 1] -= 0.3
+    gen = E.Segment("generated", 10, 20)
+    assert S.kinematic_check("a person bows", _edit(joints, [gen]))["kinematic_pass"] is True
+    # a lead-in has only the kept frame after it
+    fig = S.part_figures(joints, 0, 10, 20.0)
+    assert fig["head_below_kept_m"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_files_are_written(made):
@@ -150,6 +223,13 @@ def test_lengths_and_figures(made):
         assert r["seam_ratio"] == pytest.approx(r["seam_peak_speed"] / r["source_p95_speed"])
         assert r["seam_pass"] == (r["seam_ratio"] <= 1.5)
         assert r["text_pass"] == (r["text_dist_edited"] < r["text_dist_source"])
+        # the kinematic rule on the row's own figures, one per generated part
+        rule, ok = S.CHECKS[r["text"]]
+        n_parts = 2 if r["mode"] == "outpaint" else 1
+        assert r["kinematic_rule"] == rule and len(r["kinematic_parts"]) == n_parts
+        secs = (GENERATED_FRAMES[r["mode"]] - 1) / 20
+        if n_parts == 1:
+            assert r["kinematic_pass"] == bool(ok(r["kinematic_parts"][0], secs))
         # kept frames are the source's own features away from the seams: close to it
         assert r["mpjpe_outside_mm"] < r["mpjpe_outside_decoded_mm"]
 

@@ -152,6 +152,19 @@ def test_train_gen_end_to_end(setup, tmp_path):
     assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("2,")  # fresh count
     run_cfg = json.loads((warm / "config.json").read_text())
     assert run_cfg["balance"] == ["m(0)", 0.5, 2]  # recorded with the run
+    # --resume without --balance-by continues with the run's balance; another one is an error
+    train["max_steps"] = 3
+    cfg.write_text(json.dumps({"model": {"dim": 48, "heads": 4}, "train": train}))
+    argv4 = [*argv3[:10], "--resume"]
+    assert TG.run(_args(TG.add_arguments, argv4)) == 0
+    assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("3,")
+    assert json.loads((warm / "config.json").read_text())["balance"] == ["m(0)", 0.5, 2]
+    assert TG.resumed_balance(warm, None) == ("m(0)", 0.5, 2)
+    with pytest.raises(MosaError, match="was trained with --balance-by 'm\\(0\\)'"):
+        TG.run(_args(TG.add_arguments, [*argv4, "--balance-by", "(m)"]))
+    assert TG.resumed_balance(out, None) is None  # a run without balance stays without
+    with pytest.raises(MosaError, match="trained with no --balance-by"):
+        TG.resumed_balance(out, ("(m)", 0.5, 8))
     from mosa.models.sar import load_sar
 
     before, after = load_sar(out / "best"), load_sar(warm / "last")

@@ -261,6 +261,23 @@ def _barrier() -> None:
 # dataset of (tokens, caption features)
 
 
+def resumed_balance(
+    out: Path, balance: tuple[str, float, int] | None
+) -> tuple[str, float, int] | None:
+    """The balance a resumed run continues with: the one recorded in ``OUT/config.json``
+    when no ``--balance-by`` is given, so the sampler's order stays the run's."""
+    path = Path(out) / "config.json"
+    saved = json.loads(path.read_text()).get("balance") if path.is_file() else None
+    saved = (saved[0], float(saved[1]), int(saved[2])) if saved else None
+    if balance is None or tuple(balance) == saved:
+        return saved
+    was = f"--balance-by {saved[0]!r}" if saved else "no --balance-by"
+    raise MosaError(
+        f"{out} was trained with {was}, but --resume was given {balance[0]!r}",
+        "resume without the --balance-* options (the run's are used), or start a new --out",
+    )
+
+
 def balance_repeats(names: list[str], pattern: str, power: float, cap: int) -> list[int]:
     """How often each item is repeated per epoch so rare groups are seen more often.
 
@@ -489,6 +506,7 @@ def train_gen(
 
         model = None
         if resume and has_last:
+            balance = resumed_balance(out, balance)
             _, payload = load_training_checkpoint(last)
             model_cfg = config_from_dict(SARConfig, payload["config"])
         elif init is not None:
