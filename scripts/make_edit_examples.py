@@ -736,6 +736,16 @@ def seam_remark(r: dict) -> str:
     )
 
 
+def sampling_about(pipe) -> str:
+    """One sentence on the sampling the edits use (``pipe.edit_defaults``)."""
+    e, g = pipe.edit_defaults, pipe.defaults
+    return (
+        f" Edits sample with guidance {e['cfg']:g} (plain generation: {g['cfg']:g}), "
+        f"top-p {e['top_p']}, temperature {e['temperature']:g}: `edit_defaults` in "
+        "`pipeline.json`, or `--cfg` on the command line."
+    )
+
+
 def checkpoint_about(folder: Path, device: str, threads: int) -> str:
     """One line naming the generator (its training step when recorded) and the device."""
     step = None
@@ -815,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             width=args.width,
             command=_command(argv),
             cli_extra=extra,
-            about=checkpoint_about(Path(folder), args.device, args.threads),
+            about=checkpoint_about(Path(folder), args.device, args.threads) + sampling_about(pipe),
             more_seeds=args.more_seeds,
             probes=probes,
         )

@@ -146,6 +146,34 @@ def test_span_forces_source_tokens_outside_the_span(pipe, joints):
     assert any((m.tokens[k] != src[k])[~m.token_masks[k]].any() for k in range(K))
 
 
+def test_edits_sample_with_the_edit_defaults(ckpt, pipe, joints, tmp_path):
+    """Sampling options an edit leaves open come from ``pipe.edit_defaults`` (EDIT_DEFAULTS
+    over the checkpoint's defaults, under pipeline.json's ``edit_defaults``); given ones win."""
+    assert pipe.defaults["cfg"] == 2.0  # the tiny pipeline.json
+    assert pipe.edit_defaults == {**pipe.defaults, **G.EDIT_DEFAULTS}
+    assert G.EDIT_DEFAULTS["cfg"] != pipe.defaults["cfg"]
+
+    def run(**kw):
+        return E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, **kw).tokens
+
+    default, edit_cfg = run(), run(cfg=G.EDIT_DEFAULTS["cfg"])
+    gen_cfg = run(cfg=pipe.defaults["cfg"], top_p=None)
+    assert all(np.array_equal(a, b) for a, b in zip(default, edit_cfg, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(default, gen_cfg, strict=True))
+    # pipeline.json's edit_defaults override both
+    import json
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(ckpt, folder)
+    spec = json.loads((folder / "pipeline.json").read_text())
+    spec["edit_defaults"] = {"cfg": 1.5, "top_p": 0.8}
+    (folder / "pipeline.json").write_text(json.dumps(spec))
+    other = G.load(folder, device="cpu")
+    assert other.edit_defaults == {**other.defaults, "cfg": 1.5, "top_p": 0.8}
+    assert other.defaults["cfg"] == 2.0
+
+
 def test_kept_frames_decode_to_the_source_round_trip(conv_pipe, pipe, joints):
     feats = extract_features(joints)
     for p, margin, exact in ((conv_pipe, 24, True), (pipe, 4, False)):

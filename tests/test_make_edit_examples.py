@@ -295,3 +295,9 @@ def test_missing_source_is_a_user_error(tmp_path, capsys):
     code = S.main(["--data", str(tmp_path), "--examples", "span_walk", "--evaluator", "none"])
     assert code == 2
     assert "source motion not found" in capsys.readouterr().err
+
+
+def test_sampling_about_names_the_edit_guidance(pipe):
+    text = S.sampling_about(pipe)
+    assert f"guidance {G.EDIT_DEFAULTS['cfg']:g} (plain generation: 2)" in text
+    assert f"top-p {pipe.edit_defaults['top_p']}" in text

@@ -260,6 +260,7 @@ def test_health_and_examples(client):
     assert h["status"] == "ok" and m["fps"] == 20 and m["num_scales"] == K
     assert m["min_seconds"] == pytest.approx(MIN_S) and m["max_seconds"] == pytest.approx(MAX_S)
     assert m["length_estimator"] is True and m["defaults"]["cfg"] == 2.0  # pipeline.json
+    assert m["edit_defaults"]["cfg"] == 5.0  # EDIT_DEFAULTS
     assert h["queue"] == {"depth": 0, "size": 64, "max_batch": 16, "batch_window_ms": 10.0}
     assert len(h["skeleton"]["names"]) == 22 and h["skeleton"]["parents"][0] == -1
     ex = client.get("/api/examples").json()["examples"]

@@ -49,6 +49,7 @@ import torch
 
 from mosa.errors import MosaError
 from mosa.generate import (
+    DEFAULTS,
     OUTPUT_EXTENSIONS,
     ForcedTokens,
     GeneratedMotion,
@@ -527,7 +528,8 @@ def run_canvas(
 
     ``keep_source``: kept frames are the source's own features, joined to the generated ones
     by ``offset_join`` (``blend``: its shortest seam window, frames); False returns the
-    decoded motion everywhere. ``sampling``: cfg, temperature, top_k, top_p.
+    decoded motion everywhere. ``sampling``: cfg, temperature, top_k, top_p; those left out
+    or None take ``pipe.edit_defaults``.
     """
     unit, T = pipe.unit, canvas.frames
     if T % unit:
@@ -541,6 +543,8 @@ def run_canvas(
     strategy = ForcedTokens(
         [t.cpu() for t in src_tokens], [torch.from_numpy(m)[None] for m in masks]
     )
+    given = {k: v for k, v in sampling.items() if v is not None}
+    sampling = {k: pipe.edit_defaults[k] for k in DEFAULTS} | given
     [gen] = pipe.generate(text, frames=T, seed=seed, strategy=strategy, **sampling)
 
     lengths = torch.tensor([n])

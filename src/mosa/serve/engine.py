@@ -193,6 +193,7 @@ class Engine:
             "num_scales": pipe.sar.config.num_scales,
             "length_estimator": pipe.length_model is not None,
             "defaults": dict(pipe.defaults),
+            "edit_defaults": dict(pipe.edit_defaults),
             "max_text_chars": MAX_TEXT_CHARS,
             "max_samples": MAX_SAMPLES,
             "edit": _edit_function() is not None,

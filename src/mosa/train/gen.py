@@ -391,13 +391,14 @@ def gen_step(model, quantizer, batch: dict, cond_drop: float):
 
 def pipeline_spec(folder: Path, vae_dir: Path, text_encoder: str, length_dir: Path | None):
     """``pipeline.json`` content for a checkpoint written to ``folder``."""
-    from mosa.generate import DEFAULTS
+    from mosa.generate import DEFAULTS, EDIT_DEFAULTS
 
     spec: dict[str, Any] = {
         "sar": ".",
         "vae": os.path.relpath(vae_dir.resolve(), folder.resolve()),
         "text_encoder": text_encoder,
         "defaults": DEFAULTS,
+        "edit_defaults": EDIT_DEFAULTS,
     }
     if length_dir is not None:
         spec["length"] = os.path.relpath(length_dir.resolve(), folder.resolve())
