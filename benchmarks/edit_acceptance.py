@@ -46,9 +46,14 @@ def kept_mpjpe(m: E.EditedMotion, features: np.ndarray) -> float:
 
     Root-relative, because the features integrate root velocities: a kept part after the edit
     is (correctly) re-anchored, and one changed velocity at a seam would rotate everything
-    after it; the trajectory's continuity is what the seam speed measures.
+    after it; the trajectory's continuity is what the seam speed measures. Only the frames
+    inside the generator's window count: outside it the output, the decode and the
+    reconstruction are all the source's own features.
     """
-    a, b = local_joints(features[m.kept]), local_joints(m.canvas[m.kept])
+    lo, hi = m.window or (0, len(m.kept))
+    kept = m.kept.copy()
+    kept[:lo], kept[hi:] = False, False
+    a, b = local_joints(features[kept]), local_joints(m.canvas[kept])
     return float(np.linalg.norm(a - b, axis=-1).mean() * 1000)
 
 
@@ -141,7 +146,8 @@ def measure(pipe, source: Path, args, evaluator=None) -> dict:
     motion = read_motion(source, mapping=args.mapping)
     feats = E.source_features(motion, pipe.fps)
     m = E.edit_span(pipe, motion, args.text, args.start, args.end, seed=args.seed,
-                    cfg=args.cfg, blend=args.blend, crop=args.crop)  # fmt: skip
+                    cfg=args.cfg, blend=args.blend, crop=args.crop,
+                    context=args.context)  # fmt: skip
     out = {
         "source": str(source),
         "frames": len(m.joints),
@@ -173,6 +179,12 @@ def main(argv=None) -> int:
     p.add_argument("--cfg", type=float, default=None)
     p.add_argument("--blend", type=int, default=E.DEFAULT_BLEND)
     p.add_argument("--crop", action="store_true", help="crop sources longer than the maximum")
+    p.add_argument(
+        "--context",
+        type=E.context_arg,
+        default=E.DEFAULT_CONTEXT,
+        help="seconds of the source either side that the generator sees ('all': everything)",
+    )
     p.add_argument("--mapping", default=None, help="BVH joint mapping")
     p.add_argument("--evaluator", default=None, help="evaluator DIR or t2m:PATH (metric 3)")
     p.add_argument("--device", default=None)

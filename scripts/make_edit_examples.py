@@ -70,6 +70,7 @@ class Example:
     after: float = 0.0
     seconds: float = 0.0
     crop: bool = False
+    context: float | None = E.DEFAULT_CONTEXT  # seconds the generator sees; None: all
     note: str = ""  # a remark on the source(s) for the README
 
     def cli(self, paths: Sequence[str], output: str, extra: Sequence[str] = ()) -> str:
@@ -84,6 +85,8 @@ class Example:
                 args += ["--lead-in", f"{self.before:g}"]
             if self.after:
                 args += ["--extend", f"{self.after:g}"]
+        if self.context != E.DEFAULT_CONTEXT:
+            args += ["--context", "all" if self.context is None else f"{self.context:g}"]
         args += ["--text", self.text, *extra, *(["--crop"] if self.crop else []), "-o", output]
         return shlex.join(args)
 
@@ -93,9 +96,10 @@ EXAMPLES = (
     Example("span_walk", "span", "a person raises both arms above their head",
             ("dataset-2_walk_active_006",), start=1.5, end=3.0),
     Example("span_cmu", "span", "a person waves with the right hand", (CMU,),
-            start=3.0, end=5.0, crop=True,
+            start=3.0, end=5.0,
             note="The CMU clip starts with a T-pose frame (the wrist's 14 m/s step at 0 s) "
-                 "and is 23 s long: `--crop` keeps the frames nearest the span."),
+                 "and is 23 s long, longer than the generator's 9.8 s: the generator sees the "
+                 "span and 4 s either side (`--context`), the rest of the take stays as it is."),
     Example("extend", "extend", "a person waves with the right hand",
             ("dataset-2_walk_active_019",), after=2.0),
     Example("lead_in", "lead_in", "a person waves with the right hand",
@@ -106,10 +110,10 @@ EXAMPLES = (
                  "that do not follow their text."),
     Example("inbetween", "inbetween", "a person stops and bows",
             ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
-            seconds=2.0, crop=True,
+            seconds=2.0,
             note="The text asks for something neither A nor B does: with \"a person walks "
                  "forward and stops\" the reference, A's walk cut into B's standing wave, "
-                 "already showed the text, and the edit came closer in 1 of 5 seeds."),
+                 "already shows the text (see *Other texts tried*)."),
     Example("outpaint", "outpaint", "a person walks forward",
             ("dataset-2_walk_youthful_006",), before=1.5, after=1.5, crop=True),
 )  # fmt: skip
@@ -129,9 +133,20 @@ PROBES = (
             note="the lead-in keeps to the walk's pace"),
     Example("lead_in_bow_into_walk", "lead_in", "a person bows",
             ("dataset-2_walk_normal_006",), before=2.0),
+    Example("extend_raise_after_walk", "extend", "a person raises both arms above their head",
+            ("dataset-2_walk_normal_006",), after=2.0,
+            note="after a long walk the arms rise above the head less often: the generator "
+                 "continues the walk it sees"),
+    Example("extend_raise_context_2s", "extend", "a person raises both arms above their head",
+            ("dataset-2_walk_normal_006",), after=2.0, context=2.0,
+            note="the same with `--context 2`: it follows the text more"),
+    Example("inbetween_context_2s", "inbetween", "a person stops and bows",
+            ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
+            seconds=2.0, context=2.0,
+            note="the in-between example with `--context 2`: less context is not always better"),
     Example("inbetween_walk_and_stop", "inbetween", "a person walks forward and stops",
             ("dataset-1_walk_happy_002", "dataset-2_wave-right-hand_exhausted_008"),
-            seconds=2.0, crop=True,
+            seconds=2.0,
             note="the in-between text before; its reference, A's walk cut into B's standing "
                  "wave, already shows it"),
 )  # fmt: skip
@@ -193,7 +208,7 @@ def run_example(pipe, ex: Example, paths: dict, seed: int) -> tuple[E.EditedMoti
     """Run one edit; returns it and the ``(F_i, 263)`` features of its sources."""
     motions = [read_motion(paths[k]) for k in ex.sources]
     feats = [E.source_features(m, pipe.fps) for m in motions]
-    kw = {"seed": seed, "crop": ex.crop}
+    kw = {"seed": seed, "crop": ex.crop, "context": ex.context}
     if ex.mode == "span":
         m = E.edit_span(pipe, motions[0], ex.text, ex.start, ex.end, **kw)
     elif ex.mode == "inbetween":
@@ -638,12 +653,16 @@ def readme(
         "frame while generated frames play. On the left, generated stretches show the source "
         "frames they replace (span regeneration) or hold the nearest kept source pose (the "
         "other modes); in-betweening shows A then B as a hard cut. Outputs have one frame less "
-        "than a joint source (features are velocities) and lengths are multiples of 4 frames; "
-        "`--crop` drops the source frames farthest from the edit when the result would exceed "
-        "the generator's maximum length.\n",
+        "than a joint source (features are velocities) and lengths are multiples of 4 frames. "
+        "The generator sees the generated frames and up to `--context` seconds (default "
+        f"{E.DEFAULT_CONTEXT:g}) of kept frames on either side; the rest of a source is kept "
+        "as it is, so sources longer than the generator's 9.8 s keep their full length "
+        "(outpainting generates at both ends, so it sees everything; `--crop` drops the "
+        "source frames farthest from the edit when that exceeds 9.8 s).\n",
         "Kept frames are the source's own. At each seam the generated frames start from the "
-        "kept pose: the difference between the kept frame and the decode there (pose, root "
-        "height and velocity) is added to the generated frames and fades out smoothly over a "
+        "kept pose: the difference between the kept frame and the decode there, as the "
+        "generated frames carry it back (pose, root height and velocity), is added to the "
+        "generated frames and fades out smoothly over a "
         "window that grows with the difference, so the correction adds little joint speed "
         "(offset blending, `mosa.edit.offset_join`; `--blend` sets the shortest window).\n",
         "![contact sheet: source and edit rows per example](contact_sheet.png)\n",

@@ -127,7 +127,7 @@ def _independent_tokens(pipe, features):
 
 
 def test_span_forces_source_tokens_outside_the_span(pipe, joints):
-    m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1)
+    m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, context=None)
     feats = extract_features(joints)
     assert m.joints.shape == (120, 22, 3) and m.kept.sum() == 120 - 30
     assert not m.kept[40:70].any() and m.kept[:40].all() and m.kept[70:].all()
@@ -177,7 +177,7 @@ def test_edits_sample_with_the_edit_defaults(ckpt, pipe, joints, tmp_path):
 def test_kept_frames_decode_to_the_source_round_trip(conv_pipe, pipe, joints):
     feats = extract_features(joints)
     for p, margin, exact in ((conv_pipe, 24, True), (pipe, 4, False)):
-        m = E.edit_span(p, joints, "a person kicks", 2.0, 3.5, seed=3)
+        m = E.edit_span(p, joints, "a person kicks", 2.0, 3.5, seed=3, context=None)
         x = (torch.from_numpy(feats) - p.mean) / p.std
         with torch.no_grad():
             rt = p.vae.decode(p.vae.encode(x[None]), 120)[0] * p.std + p.mean
@@ -302,9 +302,16 @@ def test_span_errors(pipe, joints, start, end, match):
 def test_length_errors(pipe, joints):
     long = np.concatenate([joints, joints[1:]])  # 240 feature frames > 196
     with pytest.raises(MosaError, match="longer than the generator's maximum"):
-        E.edit_span(pipe, long, "a person jumps", 2, 3)
-    m = E.edit_span(pipe, long, "a person jumps", 2, 3, crop=True, seed=0)
+        E.edit_span(pipe, long, "a person jumps", 2, 3, context=None)
+    m = E.edit_span(pipe, long, "a person jumps", 2, 3, crop=True, seed=0, context=None)
     assert len(m.joints) == 196 and (~m.kept).sum() == 20
+    # with a context window (the default) the whole source stays
+    m = E.edit_span(pipe, long, "a person jumps", 2, 3, seed=0)
+    assert len(m.joints) == 240 and (~m.kept).sum() == 20
+    with pytest.raises(MosaError, match="the generated part would be 10.2 s"):
+        E.extend(pipe, joints, "a person jumps", 10.2)
+    with pytest.raises(MosaError, match="context must be >= 0"):
+        E.extend(pipe, joints, "a person jumps", 1, context=-1)
     with pytest.raises(MosaError, match="shorter than the generator's minimum"):
         E.edit_span(pipe, joints[:21], "a person jumps", 0.2, 0.6)
     with pytest.raises(MosaError, match="shorter than one token"):
@@ -336,13 +343,19 @@ def test_cli_end_to_end_on_a_cmu_clip(ckpt, shared_data, tmp_path, capsys):
                                          "--seed", 1])  # fmt: skip
     assert E.run_edit(args) == 0
     assert np.load(out).shape == (120, 22, 3) and "wrote" in capsys.readouterr().out
-    # the BVH itself, cropped on request, extended by one second
+    # the BVH itself extended by one second: whole with a context window, cropped on request
+    # when the generator sees everything
     out = tmp_path / "ext.bvh"
     argv = [bvh, "--text", "a person walks", "--extend", 1, "-o", out, "--checkpoint", ckpt]
+    assert E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", 2])) == 0
+    n = len(src.joints) - 1  # feature frames of the source
+    assert read_motion(out).num_frames == n + 20 + (-(n + 20)) % 4
     with pytest.raises(MosaError, match="--crop"):
-        E.run_edit(_parse(E.add_edit_arguments, argv))
-    assert E.run_edit(_parse(E.add_edit_arguments, [*argv, "--crop"])) == 0
+        E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", "all"]))
+    assert E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", "all", "--crop"])) == 0
     assert read_motion(out).num_frames == 196
+    with pytest.raises(SystemExit):
+        _parse(E.add_edit_arguments, [*argv, "--context", "soon"])
     out = tmp_path / "both.npy"  # --extend with --lead-in: outpainting
     argv = [short, "--text", "a person walks", "--extend", 0.5, "--lead-in", 0.5, "-o", out,
             "--checkpoint", ckpt]  # fmt: skip
@@ -350,9 +363,12 @@ def test_cli_end_to_end_on_a_cmu_clip(ckpt, shared_data, tmp_path, capsys):
     assert np.load(out).shape == (140, 22, 3)
     out = tmp_path / "mid.npy"
     argv = [short, short, "--text", "a person turns", "--seconds", 1, "-o", out,
-            "--checkpoint", ckpt, "--crop"]  # fmt: skip
+            "--checkpoint", ckpt]  # fmt: skip
     assert E.run_inbetween(_parse(E.add_inbetween_arguments, argv)) == 0
-    assert np.load(out).shape == (196, 22, 3)  # 120 + 20 + 120 frames, cropped to the maximum
+    assert np.load(out).shape == (260, 22, 3)  # 120 + 20 + 120 frames, all kept
+    argv = [*argv, "--context", "all", "--crop"]
+    assert E.run_inbetween(_parse(E.add_inbetween_arguments, argv)) == 0
+    assert np.load(out).shape == (196, 22, 3)  # cropped to the generator's maximum
 
 
 def test_cli_errors(ckpt, tmp_path):
@@ -371,3 +387,60 @@ def test_cli_errors(ckpt, tmp_path):
     with pytest.raises(MosaError, match="unknown extension"):
         E.run_edit(_parse(E.add_edit_arguments, [tmp_path / "s.fbx", *base[1:], "--extend", 1,
                                                  "-o", tmp_path / "x.npy"]))  # fmt: skip
+
+
+# -------------------------------------------------------------------------------- window
+
+
+def _kept(T, g0, g1):
+    kept = np.ones(T, bool)
+    kept[g0:g1] = False
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("T", "g0", "g1", "context", "want"),
+    [
+        (200, 100, 120, 40, (60, 160)),  # 40 kept frames either side
+        (200, 100, 120, 0, (88, 132)),  # grown to the 40-frame minimum, whole tokens
+        (200, 0, 20, 10, (0, 40)),  # a lead-in: the growth goes to the side that has room
+        (400, 100, 250, 40, (76, 272)),  # shrunk to 196 frames, a token back from the longer side
+        (200, 100, 120, None, (0, 200)),  # None: the whole canvas
+    ],
+)
+def test_generator_window_by_hand(T, g0, g1, context, want):
+    assert E.generator_window(_kept(T, g0, g1), context, 4, (40, 196)) == want
+
+
+def test_generator_window_errors():
+    with pytest.raises(MosaError, match="span 10 s, more than the generator's maximum 9.8 s"):
+        E.generator_window(_kept(400, 100, 300), 0, 4, (40, 196))
+
+
+def test_windowed_edit_is_the_edit_of_its_window(pipe, joints):
+    """With a context window the generator runs on ``canvas.slice(a, b)`` alone; outside it
+    the output is the source's features, and the joints integrate across unchanged."""
+    long = np.concatenate([joints, joints[1:], joints[1:]])  # 360 feature frames
+    feats = extract_features(long)
+    parts = [E.Part(feats[:200], source=0), E.Part(frames=20),
+             E.Part(feats[200:], source=0, source_start=200)]  # fmt: skip
+    canvas = E.layout(parts, pipe.unit, pipe.frame_range, windowed=True)
+    m = E.run_canvas(pipe, canvas, "a person jumps", context=1.5, seed=4)
+    a, b = m.window
+    assert (a, b) == (168, 252)  # 30 frames of context either side, in whole tokens
+    part = E.run_canvas(pipe, canvas.slice(a, b), "a person jumps", context=None, seed=4)
+    np.testing.assert_array_equal(m.features[a:b], part.features)
+    np.testing.assert_array_equal(m.features[:a], canvas.features[:a])
+    np.testing.assert_array_equal(m.features[b:], canvas.features[b:])
+    assert [len(t) for t in m.tokens] == [len(t) for t in part.tokens]
+    assert [(s.frame - a, s.step) for s in m.seams] == [(s.frame, s.step) for s in part.seams]
+    # before the window, the very joints of the source; the kept part after it follows on
+    np.testing.assert_allclose(m.joints[:a], recover_joints(feats)[:a], atol=1e-4)
+    np.testing.assert_allclose(m.joints, recover_joints(m.features), atol=1e-5)
+    assert (m.weights[:a] == 1).all() and (m.weights[b:] == 1).all()
+    sub = canvas.slice(a, b)
+    assert [(g.kind, g.start, g.end, g.source_start) for g in sub.segments] == [
+        ("kept", 0, 32, 168),
+        ("generated", 32, 52, None),
+        ("kept", 52, 84, 200),
+    ]

@@ -194,6 +194,49 @@ def test_one_seam_applies_the_known_offset_and_decays(clip, alpha, stretch, dh):
         assert (_jumps(pasted)[k] > bound).any()
 
 
+def test_seam_reference_extrapolates_the_generated_side():
+    """At each seam's kept frame: 2 d(k + step) - d(k + 2 step), or d(k + step) when the
+    run is one frame; a decode linear in time is continued exactly."""
+    T = 12
+    decoded = np.arange(T, dtype=np.float64)[:, None] * np.linspace(1, 2, 263)[None]
+    decoded[4] += 50.0  # the kept frame's own decode is far off: not used
+    kept = np.ones(T, bool)
+    kept[5:9] = False  # run 5..8, seams at 4 (+1) and 9 (-1)
+    kept[10] = False  # a one-frame run, seams at 9 (+1) and 11 (-1)
+    seams = E.find_seams(kept)
+    assert [(s.frame, s.step) for s in seams] == [(4, 1), (9, -1), (9, 1), (11, -1)]
+    ref = E.seam_reference(decoded, kept, seams)
+    line = np.linspace(1, 2, 263)
+    np.testing.assert_allclose(ref[0], 4 * line)  # 2 d(5) - d(6)
+    np.testing.assert_allclose(ref[1], 9 * line)  # 2 d(8) - d(7)
+    np.testing.assert_allclose(ref[2], decoded[10])  # one generated frame: d(10)
+    np.testing.assert_allclose(ref[3], decoded[10])
+
+
+def test_a_decode_that_jumps_at_the_seam_does_not_jump_the_output(clip):
+    """The decode of the kept frame k (pose A, where the pasted and the generated latents
+    meet) differs from the generated frames (pose B, held): the offset is measured against
+    B, so the first generated frame is the kept pose and no joint jumps more than the
+    bound; measured against A, the output would jump by the A-B difference."""
+    pose = local_joints(clip[:1])[0]
+    a_pose, _, _ = _turned(pose, 0.6, 0.1, 0.05)
+    b_pose, _, _ = _turned(pose, 0.2, 0.0, 0.0)
+    T, k = 60, 29
+    kept = np.arange(T) <= k
+    source = _features(pose, T)
+    decoded = _features(b_pose, T)
+    decoded[: k + 1] = _features(a_pose, k + 1)
+    out, _, [s] = E.offset_join(source, decoded, kept, speed=2.0, fps=FPS)
+    got = local_joints(out)
+    # the kept pose, but for the share 1 - w(1) of the offset already decayed
+    assert np.abs(got[k + 1] - pose).max() <= _smoothstep(1 / s.window) * s.size + 1e-6
+    held = _features(b_pose, T)  # the same join with a decode that holds B throughout
+    same, _, _ = E.offset_join(source, held, kept, speed=2.0, fps=FPS)
+    np.testing.assert_allclose(out[k + 1 :], same[k + 1 :], atol=1e-6)
+    pasted_a = np.where(kept[:, None], source, decoded + (source[k] - decoded[k]))
+    assert _jumps(out)[k].max() < 0.2 * _jumps(pasted_a)[k].max()
+
+
 def test_window_follows_blend_and_clips(clip):
     pose = local_joints(clip[:1])[0]
     kept = np.arange(60) < 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -75,9 +76,10 @@ EXAMPLES = (
 PROBES = (S.Example("probe", "lead_in", "a person jumps", ("b",), before=1.0, note="a try"),)
 # Output frames, rounded up to multiples of 4 by the first generated part: span 20 kept +
 # (30 + 2) + 120 kept = 172; extend 170 + (20 + 2) = 192; lead-in 10 + 170 = 180; in-between
-# 199 + (20 + 3) + 170 = 392, cropped to 196; outpaint (10 + 2) + 170 + 10 = 192.
+# 199 + (20 + 3) + 170 = 392 (longer than the generator's 196: it sees a window of it, so
+# --crop has nothing to do); outpaint (10 + 2) + 170 + 10 = 192.
 GENERATED_FRAMES = {"span": 32, "extend": 22, "lead_in": 10, "inbetween": 23, "outpaint": 22}
-TOTAL_FRAMES = {"span": 172, "extend": 192, "lead_in": 180, "inbetween": 196, "outpaint": 192}
+TOTAL_FRAMES = {"span": 172, "extend": 192, "lead_in": 180, "inbetween": 392, "outpaint": 192}
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +303,17 @@ def test_sampling_about_names_the_edit_guidance(pipe):
     text = S.sampling_about(pipe)
     assert f"guidance {G.EDIT_DEFAULTS['cfg']:g} (plain generation: 2)" in text
     assert f"top-p {pipe.edit_defaults['top_p']}" in text
+
+
+def test_cli_names_a_context_that_is_not_the_default():
+    ex = S.Example("x", "extend", "a person waves", ("b",), after=1.0)
+    assert "--context" not in ex.cli(["b.npy"], "x.bvh")
+    argv = shlex.split(S.Example("x", "extend", "w", ("b",), after=1.0, context=2.0).cli(
+        ["b.npy"], "x.bvh"))  # fmt: skip
+    assert argv[argv.index("--context") + 1] == "2"
+    argv = shlex.split(S.Example("x", "span", "w", ("b",), 1, 2, context=None).cli(["b"], "x"))
+    assert argv[argv.index("--context") + 1] == "all"
+    # and the CLI reads them back
+    parser = argparse.ArgumentParser()
+    E.add_edit_arguments(parser)
+    assert parser.parse_args(argv[2:]).context is None

@@ -2,7 +2,10 @@
 continuation (``extend``), ``lead_in``, ``inbetween`` and ``outpaint``.
 
 Every mode lays out an output canvas of kept source frames and frames to generate, then runs
-the normal generation loop with one ``ForcedTokens`` strategy:
+the normal generation loop with one ``ForcedTokens`` strategy on a window of it: the generated
+frames plus ``context`` seconds (``DEFAULT_CONTEXT``) of kept frames on either side
+(``generator_window``). The canvas outside the window is the source as it is, so sources may be
+longer than the generator's maximum length. In the window:
 
 1. the canvas (source features, generated frames filled by interpolation) is normalised and
    encoded by the tokenizer into its K scales of tokens, in the output's own scale layout;
@@ -15,7 +18,8 @@ the normal generation loop with one ``ForcedTokens`` strategy:
    reconstruction and only the seams and the generated frames differ;
 4. the output is joined by offset blending (``offset_join``): kept frames are the source's
    own features, generated frames the decode plus, at each seam, the difference between the
-   kept source frame and the decode at that frame, decaying smoothly (``1 - smoothstep``) to
+   kept source frame and the decode there as the generated frames carry it back
+   (``seam_reference``), decaying smoothly (``1 - smoothstep``) to
    zero over a window of generated frames. The window grows with the offset so that the
    correction adds little joint speed (``SPEED_BUDGET`` of the source's 95th percentile
    joint speed), from ``blend`` (``--blend``) to ``MAX_WINDOW`` frames, and stays inside the
@@ -80,6 +84,9 @@ DEFAULT_BLEND = 4  # shortest window (frames) over which a seam offset decays (0
 MAX_WINDOW = 20  # longest one (1 s)
 SPEED_BUDGET = 0.5  # most joint speed a seam correction may add, times the source's p95 speed
 SMOOTHSTEP_SLOPE = 1.5  # steepest slope of 3 x^2 - 2 x^3 on [0, 1]
+# seconds of kept source on either side of an edit that the generator sees: less follows the
+# text more and the source less (docs/editing measures 2 s against this default)
+DEFAULT_CONTEXT = 4.0
 
 Source = np.ndarray | MotionFile
 
@@ -132,14 +139,30 @@ class Canvas:
     def frames(self) -> int:
         return len(self.kept)
 
+    def slice(self, a: int, b: int) -> Canvas:
+        """Frames ``[a, b)`` as a canvas of their own (segments clipped and shifted)."""
+        segments = []
+        for g in self.segments:
+            lo, hi = max(g.start, a), min(g.end, b)
+            if lo < hi:
+                start = None if g.source_start is None else g.source_start + lo - g.start
+                segments.append(Segment(g.kind, lo - a, hi - a, g.source, start))
+        return Canvas(self.features[a:b], self.kept[a:b], segments)
+
 
 def layout(
-    parts: Sequence[Part], unit: int, frame_range: tuple[int, int], crop: bool = False
+    parts: Sequence[Part],
+    unit: int,
+    frame_range: tuple[int, int],
+    crop: bool = False,
+    windowed: bool = False,
 ) -> Canvas:
     """Lay out ``parts`` on a canvas whose length is a multiple of ``unit`` frames and inside
     ``frame_range`` (frames). The rounding frames go to the first generated part. Too long:
     ``MosaError``, or with ``crop`` the outermost kept frames (farthest from anything
-    generated) are dropped until it fits."""
+    generated) are dropped until it fits. ``windowed``: the generator will see only a window
+    around the generated frames (``generator_window``), so only the stretch from the first
+    to the last generated frame must fit (outpainting's is the whole canvas)."""
     parts = [Part(p.features, p.frames, p.fill, p.source, p.source_start) for p in parts]
     gen = [p for p in parts if not p.kept]
     if not gen:
@@ -148,16 +171,24 @@ def layout(
     gen[0].frames += (-total) % unit
     total = sum(len(p) for p in parts)
     lo, hi = frame_range
-    if total > hi:
-        if not crop:
+    at = [i for i, p in enumerate(parts) if not p.kept]
+    first, last = at[0], at[-1]
+    span = sum(len(p) for p in parts[first : last + 1]) if windowed else total
+    if span > hi:
+        if not crop or (windowed and first == last):
+            what = "the generated part" if windowed else "the edited motion"
             raise MosaError(
-                f"the edited motion would be {_secs(total)} ({total} frames), longer than the "
+                f"{what} would be {_secs(span)} ({span} frames), longer than the "
                 f"generator's maximum {_secs(hi)} ({hi} frames at 20 fps)",
-                "use a shorter source or fewer seconds (CLI: --crop drops the source frames "
-                "farthest from the edit)",
+                "use a shorter source or fewer seconds"
+                + (
+                    ""
+                    if windowed
+                    else " (CLI: --crop drops the source frames farthest from the edit)"
+                ),
             )
-        _crop_ends(parts, total - hi)
-        total = hi
+        _crop_ends(parts, span - hi)
+        total -= span - hi
     if total < lo:
         raise MosaError(
             f"the edited motion would be {_secs(total)} ({total} frames), shorter than the "
@@ -260,6 +291,47 @@ def token_masks(kept: np.ndarray, scale_lengths: Sequence[int]) -> list[np.ndarr
         starts, ends = (i * T) // n_k, -((-(i + 1) * T) // n_k)
         out.append(np.array([kept[s:e].all() for s, e in zip(starts, ends, strict=True)]))
     return out
+
+
+def generator_window(
+    kept: np.ndarray, context: int | None, unit: int, frame_range: tuple[int, int]
+) -> tuple[int, int]:
+    """Frames ``[a, b)`` of a canvas that the generator sees: every generated frame plus up
+    to ``context`` kept frames on either side (None: the whole canvas), widened to the
+    generator's minimum length where the canvas allows, with ``a`` and ``b - a`` multiples
+    of ``unit`` (``len(kept)`` is one). Too long for the generator: the context shrinks."""
+    T = len(kept)
+    gen = np.flatnonzero(~kept)
+    if context is None or not len(gen):
+        return 0, T
+    lo, hi = frame_range
+    g0, g1 = int(gen[0]), int(gen[-1]) + 1
+    if g1 - g0 > hi:
+        raise MosaError(
+            f"the generated frames span {_secs(g1 - g0)}, more than the generator's maximum "
+            f"{_secs(hi)}",
+            "generate fewer seconds",
+        )
+    context = max(0, min(int(context), (hi - (g1 - g0)) // 2))
+    a, b = max(0, g0 - context), min(T, g1 + context)
+    short = lo - (b - a)
+    if short > 0:  # grow both ways, then the other way where a side hits the canvas' end
+        a, b = a - (short + 1) // 2, b + short // 2
+        a, b = (0, b - a) if a < 0 else (a, b)
+        a, b = (max(0, a - (b - T)), T) if b > T else (a, b)
+    a, b = a // unit * unit, min(T, -(-b // unit) * unit)
+    while b - a > hi:  # rounding to whole tokens went over: give back a token of context
+        if g0 - a >= unit and (g0 - a >= b - g1 or b - g1 < unit):
+            a += unit
+        elif b - g1 >= unit:
+            b -= unit
+        else:
+            raise MosaError(
+                f"the generated frames and their rounding span {_secs(b - a)}, more than "
+                f"the generator's maximum {_secs(hi)}",
+                "generate fewer seconds",
+            )
+    return a, b
 
 
 def latent_mask(kept: np.ndarray, unit: int) -> np.ndarray:
@@ -403,6 +475,21 @@ def _pose_channels(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _ROOT = slice(0, 4)  # angular velocity, linear velocity, height: offset additively
 
 
+def seam_reference(decoded: np.ndarray, kept: np.ndarray, seams: Sequence[Seam]) -> np.ndarray:
+    """``(S, 263)``: the decode at each seam's kept frame k as the generated side carries it
+    back, ``2 d(k + step) - d(k + 2 step)`` (linear extrapolation; ``d(k + step)`` when the
+    generated run is one frame long). The seam offsets are measured against it, not against
+    ``d(k)``: the decoder sees the pasted source latent on one side and the generated one on
+    the other, and its frames can jump where they meet; an offset measured at ``d(k)`` would
+    carry that jump into the output."""
+    T, out = len(kept), np.zeros((len(seams), decoded.shape[1]))
+    for i, s in enumerate(seams):
+        k1, k2 = s.frame + s.step, s.frame + 2 * s.step
+        two = 0 <= k2 < T and not kept[k2]
+        out[i] = 2 * decoded[k1] - decoded[k2] if two else decoded[k1]
+    return out
+
+
 def offset_join(
     source: np.ndarray,
     decoded: np.ndarray,
@@ -419,7 +506,8 @@ def offset_join(
     ``source (T, 263)`` holds the source's features on ``kept (T,)`` frames (anything
     elsewhere), ``decoded (T, 263)`` the decode everywhere; both de-normalised. Kept frames
     are the source's, exactly. At each seam (kept frame k next to generated ones,
-    ``find_seams``) the offset source(k) - decoded(k) is added to the generated frames with
+    ``find_seams``) the offset source(k) - reference(k) (``seam_reference``: the decode
+    extrapolated from the generated side) is added to the generated frames with
     weight ``1 - smoothstep(d / window)`` at ``d`` frames from k (``seam_weights``): the first
     generated frame carries on from the kept pose with the decode's own motion, and the
     offset is gone ``window`` frames on. The two seams of a generated run add up, each matched
@@ -455,15 +543,17 @@ def offset_join(
         speed = source_speed(source, kept, fps)
     local_src, local_dec = local_joints(source), local_joints(decoded)
     dirs, lengths = _bones(local_dec)  # (T, 21, 3), (T, 21)
+    ref = seam_reference(decoded, kept, seams)  # (S, 263)
+    ref_dirs, ref_lengths = _bones(local_joints(ref))
     rot = np.zeros((len(seams), 21, 3))  # per seam: bone rotation vectors
     d_len = np.zeros((len(seams), 21))  # bone length offsets
     d_root = np.zeros((len(seams), 4))  # root channel offsets
     for i, s in enumerate(seams):
         u_src, l_src = _bones(local_src[s.frame])
-        rot[i] = _rotation_between(dirs[s.frame], u_src)
-        d_len[i] = l_src - lengths[s.frame]
-        d_root[i] = source[s.frame, _ROOT] - decoded[s.frame, _ROOT]
-        per_bone = np.linalg.norm(rot[i], axis=-1) * np.maximum(l_src, lengths[s.frame])
+        rot[i] = _rotation_between(ref_dirs[i], u_src)
+        d_len[i] = l_src - ref_lengths[i]
+        d_root[i] = source[s.frame, _ROOT] - ref[i, _ROOT]
+        per_bone = np.linalg.norm(rot[i], axis=-1) * np.maximum(l_src, ref_lengths[i])
         s.size = float(_chain_sum(per_bone + np.abs(d_len[i]), abs(d_root[i, 3])).max())
         need = SMOOTHSTEP_SLOPE * s.size * fps / max(budget * speed, 1e-6)
         s.window = int(np.clip(np.ceil(need), max(min_window, 1), max(max_window, 1)))
@@ -500,7 +590,10 @@ class EditedMotion(GeneratedMotion):
     frames, 0 where the output is the decode; ``offset_join``), ``decoded (T, 263)`` the raw
     decode, ``reconstruction (T, 263)`` the tokenizer's round trip of the canvas,
     ``canvas (T, 263)`` the source features laid out, ``source_tokens`` and ``token_masks``
-    (one per scale), the output ``segments`` and the ``seams`` of the join."""
+    (one per scale), the output ``segments`` and the ``seams`` of the join. ``window``: the
+    frames ``[a, b)`` the generator saw; ``tokens``, ``source_tokens`` and ``token_masks``
+    are the window's, and outside it ``decoded`` and ``reconstruction`` hold the source (it
+    was neither encoded nor decoded there)."""
 
     kept: np.ndarray | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
@@ -511,10 +604,63 @@ class EditedMotion(GeneratedMotion):
     token_masks: list[np.ndarray] = field(default_factory=list, repr=False)
     segments: list[Segment] = field(default_factory=list)
     seams: list[Seam] = field(default_factory=list)
+    window: tuple[int, int] | None = None
+
+
+def run_canvas(
+    pipe: Pipeline,
+    canvas: Canvas,
+    text: str,
+    *,
+    context: float | None = DEFAULT_CONTEXT,
+    **kw,
+) -> EditedMotion:
+    """Generate the non-kept frames of ``canvas`` for ``text``; see the module docstring.
+
+    ``context``: seconds of kept frames on either side of the generated ones that the
+    generator sees (``generator_window``; None: the whole canvas). The rest of the canvas is
+    kept as it is. A long kept context makes the generator continue the source's action
+    rather than the text's. ``kw``: ``_run_window``'s options (seed, blend, keep_source,
+    sampling).
+    """
+    frames = None if context is None else _context_frames(context, pipe.fps)
+    a, b = generator_window(canvas.kept, frames, pipe.unit, pipe.frame_range)
+    m = _run_window(pipe, canvas.slice(a, b), text, **kw)
+    return m if (a, b) == (0, canvas.frames) else _widen(m, canvas, a, b)
+
+
+def _context_frames(context: float, fps: float) -> int:
+    c = float(context)
+    if not np.isfinite(c) or c < 0:
+        raise MosaError(f"context must be >= 0 seconds, got {context}", "e.g. --context 2")
+    return round(c * fps)
+
+
+def _widen(m: EditedMotion, canvas: Canvas, a: int, b: int) -> EditedMotion:
+    """``m``, made on frames ``[a, b)`` of ``canvas``, as the whole canvas: the source's
+    features outside (so the joints integrate across the window's edges unchanged)."""
+    T = canvas.frames
+
+    def whole(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        out = np.array(outside, dtype=inside.dtype, copy=True)
+        out[a:b] = inside
+        return out
+
+    features = whole(m.features, canvas.features)
+    for s in m.seams:
+        s.frame += a
+    return EditedMotion(
+        m.text, m.seed, np.asarray(recover_joints(features), np.float32), features, m.fps,
+        m.tokens, kept=canvas.kept, weights=whole(m.weights, np.ones(T, np.float32)),
+        decoded=whole(m.decoded, canvas.features),
+        reconstruction=whole(m.reconstruction, canvas.features), canvas=canvas.features,
+        source_tokens=m.source_tokens, token_masks=m.token_masks, segments=canvas.segments,
+        seams=m.seams, window=(a, b),
+    )  # fmt: skip
 
 
 @torch.inference_mode()
-def run_canvas(
+def _run_window(
     pipe: Pipeline,
     canvas: Canvas,
     text: str,
@@ -524,7 +670,7 @@ def run_canvas(
     keep_source: bool = True,
     **sampling,
 ) -> EditedMotion:
-    """Generate the non-kept frames of ``canvas`` for ``text``; see the module docstring.
+    """Generate the non-kept frames of ``canvas``, all of which the generator sees.
 
     ``keep_source``: kept frames are the source's own features, joined to the generated ones
     by ``offset_join`` (``blend``: its shortest seam window, frames); False returns the
@@ -565,7 +711,7 @@ def run_canvas(
         gen.text, gen.seed, joints, features, pipe.fps, gen.tokens,
         kept=canvas.kept, weights=w, decoded=decoded, reconstruction=recon,
         canvas=canvas.features, source_tokens=[t[0].cpu().numpy() for t in src_tokens],
-        token_masks=masks, segments=canvas.segments, seams=seams,
+        token_masks=masks, segments=canvas.segments, seams=seams, window=(0, T),
     )  # fmt: skip
 
 
@@ -609,6 +755,13 @@ def _frames(seconds: float, fps: float, name: str, unit: int, allow_zero: bool =
 # modes
 
 
+def _edit(pipe: Pipeline, parts: list[Part], text: str, crop: bool, **kw) -> EditedMotion:
+    """Lay ``parts`` out and run the edit (``kw``: ``run_canvas``'s options, context too)."""
+    windowed = kw.get("context", DEFAULT_CONTEXT) is not None
+    canvas = layout(parts, pipe.unit, pipe.frame_range, crop, windowed=windowed)
+    return run_canvas(pipe, canvas, text, **kw)
+
+
 def edit_span(
     pipe: Pipeline,
     source: Source,
@@ -644,7 +797,7 @@ def edit_span(
     parts = [Part(feats[:a], source=0), Part(frames=b - a, fill=feats[a:b]),
              Part(feats[b:], source=0, source_start=b)]  # fmt: skip
     parts = [p for p in parts if not p.kept or len(p)]
-    return run_canvas(pipe, layout(parts, unit, pipe.frame_range, crop), text, **kw)
+    return _edit(pipe, parts, text, crop, **kw)
 
 
 def extend(
@@ -679,7 +832,7 @@ def outpaint(
         raise MosaError("nothing to generate: 0 s before and after", "give seconds to add")
     parts = [Part(frames=before), Part(feats, source=0), Part(frames=after)]
     parts = [p for p in parts if p.kept or len(p)]
-    return run_canvas(pipe, layout(parts, pipe.unit, pipe.frame_range, crop), text, **kw)
+    return _edit(pipe, parts, text, crop, **kw)
 
 
 def inbetween(
@@ -700,7 +853,7 @@ def inbetween(
     fb = source_features(b, pipe.fps, "motion B")
     gap = _frames(seconds, pipe.fps, "in-between length", pipe.unit)
     parts = [Part(fa, source=0), Part(frames=gap), Part(fb, source=1)]
-    return run_canvas(pipe, layout(parts, pipe.unit, pipe.frame_range, crop), text, **kw)
+    return _edit(pipe, parts, text, crop, **kw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,10 +877,34 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop",
         action="store_true",
-        help="if the result is too long, drop the source frames farthest from the edit",
+        help="if what the generator must see is too long for it (outpainting, or "
+        "--context all), drop the source frames farthest from the edit",
+    )
+    parser.add_argument(
+        "--context",
+        type=context_arg,
+        default=DEFAULT_CONTEXT,
+        metavar="SECONDS|all",
+        help="seconds of the kept motion on either side of the edit that the generator sees "
+        f"(default {DEFAULT_CONTEXT:g}); the rest is kept as it is, so sources of any length "
+        "work. Less follows the text more and the source less; 'all': the whole motion, "
+        "which must then fit the generator's maximum length",
     )
     parser.add_argument("--mapping", default=None, help="BVH joint mapping (preset or JSON file)")
     add_pipeline_arguments(parser)
+
+
+def context_arg(text: str) -> float | None:
+    """argparse type of ``--context``: seconds >= 0, or ``all`` (None: the whole motion)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or 'all', got {text!r}")
+    return value
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -768,6 +945,7 @@ def _options(args: argparse.Namespace) -> dict:
     return {
         "seed": args.seed, "cfg": args.cfg, "temperature": args.temperature,
         "top_k": args.top_k, "top_p": args.top_p, "blend": args.blend, "crop": args.crop,
+        "context": args.context,
     }  # fmt: skip
 
 
