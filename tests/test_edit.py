@@ -308,8 +308,9 @@ def test_length_errors(pipe, joints):
     # with a context window (the default) the whole source stays
     m = E.edit_span(pipe, long, "a person jumps", 2, 3, seed=0)
     assert len(m.joints) == 240 and (~m.kept).sum() == 20
-    with pytest.raises(MosaError, match="the generated part would be 10.2 s"):
+    with pytest.raises(MosaError, match="the generated part would be 10.2 s") as info:
         E.extend(pipe, joints, "a person jumps", 10.2)
+    assert "generate at most 9.8 s" in str(info.value)
     with pytest.raises(MosaError, match="context must be >= 0"):
         E.extend(pipe, joints, "a person jumps", 1, context=-1)
     with pytest.raises(MosaError, match="shorter than the generator's minimum"):

@@ -177,15 +177,17 @@ def layout(
     if span > hi:
         if not crop or (windowed and first == last):
             what = "the generated part" if windowed else "the edited motion"
+            hint = (
+                f"generate at most {_secs(hi)}"
+                if windowed
+                else "use a shorter source or fewer seconds (CLI: --crop drops the source "
+                "frames farthest from the edit; --context SECONDS shows the generator only "
+                "that much of the source either side)"
+            )
             raise MosaError(
                 f"{what} would be {_secs(span)} ({span} frames), longer than the "
                 f"generator's maximum {_secs(hi)} ({hi} frames at 20 fps)",
-                "use a shorter source or fewer seconds"
-                + (
-                    ""
-                    if windowed
-                    else " (CLI: --crop drops the source frames farthest from the edit)"
-                ),
+                hint,
             )
         _crop_ends(parts, span - hi)
         total -= span - hi
