@@ -133,6 +133,9 @@ PROBES = (
             note="the lead-in keeps to the walk's pace"),
     Example("lead_in_bow_into_walk", "lead_in", "a person bows",
             ("dataset-2_walk_normal_006",), before=2.0),
+    Example("extend_run_after_walk", "extend", "a person runs forward",
+            ("dataset-2_walk_normal_006",), after=3.0,
+            note="walk to run: the extension keeps to the walk's pace, like the lead-in"),
     Example("extend_raise_after_walk", "extend", "a person raises both arms above their head",
             ("dataset-2_walk_normal_006",), after=2.0,
             note="after a long walk the arms rise above the head less often: the generator "
