@@ -146,7 +146,7 @@ def serve_only(args: argparse.Namespace) -> None:
     import torch
     import uvicorn
 
-    from mosa.generate import load as load_pipeline
+    from mosa.loading import load as load_pipeline
     from mosa.serve.app import create_app
 
     torch.set_num_threads(args.threads)

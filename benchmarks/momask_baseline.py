@@ -47,10 +47,10 @@ from mosa.bench import (
     sync,
     time_interleaved,
 )
-from mosa.generate import _joints
-from mosa.models.sar import filter_logits
 from mosa.models.text import load_text_encoder
 from mosa.models.vae import CAQVAE, VAEConfig
+from mosa.pipeline import _joints
+from mosa.sampling import filter_logits
 
 KEYS = {"momask": "momask_baseline", "batched": "batched_baseline"}  # style -> report key
 

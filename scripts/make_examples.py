@@ -1,5 +1,6 @@
 """Render the docs' example prompts with a checkpoint: one GIF each, a contact sheet, and a
-table of kinematic figures per motion that says whether the text reached the motion.
+table of kinematic figures per motion that says whether the text reached the motion
+(``mosa.eval.prompt_examples``; the prompts and their rules are here).
 
 python scripts/make_examples.py --checkpoint checkpoints --out docs/examples
 """
@@ -7,13 +8,10 @@ python scripts/make_examples.py --checkpoint checkpoints --out docs/examples
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import mosa
-from mosa.eval.kinematics import describe
-from mosa.io import atomic_write_text
-from mosa.motion.render import render_contact_sheet, render_motions
+from mosa.eval.prompt_examples import make_examples
+from mosa.loading import load
 
 # content and style words of the training captions, plus sentences no template used (last two)
 PROMPTS = (
@@ -58,39 +56,6 @@ CHECKS = {
 }
 
 
-def check_counts(pipe, seeds: int, seed: int = 100, seconds: float = 4.0) -> list[dict]:
-    """For every ``CHECKS`` prompt: how many of ``seeds`` motions (seeds ``seed ..``) pass."""
-    rows = []
-    for prompt, (rule, ok) in CHECKS.items():
-        motions = pipe.generate([prompt] * seeds, seconds=seconds, seed=seed)
-        passed = sum(bool(ok(describe(m.joints, m.fps))) for m in motions)
-        rows.append({"prompt": prompt, "rule": rule, "passed": passed, "seeds": seeds})
-    return rows
-
-
-def check_table(rows: list[dict]) -> str:
-    lines = ["| prompt | must show | passed |", "|---|---|---|"]
-    lines += [f"| {r['prompt']} | {r['rule']} | {r['passed']}/{r['seeds']} |" for r in rows]
-    return "\n".join(lines)
-
-
-COLUMNS = (
-    ("forward_m", "forward m"), ("turn_deg", "turn °"), ("speed_mps", "speed m/s"),
-    ("wrist_l_above_head_m", "L wrist above head m"),
-    ("wrist_r_above_head_m", "R wrist above head m"), ("head_drop_m", "head drop m"),
-)  # fmt: skip
-
-
-def table(rows: list[dict]) -> str:
-    head = "| # | prompt | " + " | ".join(name for _, name in COLUMNS) + " |"
-    lines = [head, "|---|---|" + "---|" * len(COLUMNS)]
-    for i, r in enumerate(rows):
-        cells = " | ".join(f"{r[key]:+.2f}" if "deg" not in key else f"{r[key]:+.0f}"
-                           for key, _ in COLUMNS)  # fmt: skip
-        lines.append(f"| {i:02d} | {r['prompt']} | {cells} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default=None, help="pipeline folder (default checkpoints/)")
@@ -105,22 +70,9 @@ def main() -> None:
         "their prompt asks (checks.json)",
     )
     args = parser.parse_args()
-    pipe = mosa.load(args.checkpoint, device="cpu")
-    motions = pipe.generate(list(PROMPTS), seconds=args.seconds, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob("[0-9][0-9].gif"):
-        old.unlink()
-    for i, m in enumerate(motions):
-        render_motions([m.joints], args.out / f"{i:02d}.gif", caption=m.text, width=240, dpi=60)
-    render_contact_sheet([m.joints for m in motions], args.out / "contact_sheet.png",
-                         titles=list(PROMPTS))  # fmt: skip
-    rows = [{"prompt": m.text, "seed": m.seed, **describe(m.joints, m.fps)} for m in motions]
-    atomic_write_text(args.out / "figures.json", json.dumps(rows, indent=2) + "\n")
-    print(table(rows))
-    if args.check_seeds > 0:
-        checks = check_counts(pipe, args.check_seeds)
-        atomic_write_text(args.out / "checks.json", json.dumps(checks, indent=2) + "\n")
-        print(check_table(checks))
+    pipe = load(args.checkpoint, device="cpu")
+    make_examples(pipe, PROMPTS, args.out, seconds=args.seconds, seed=args.seed, checks=CHECKS,
+                  check_seeds=args.check_seeds)  # fmt: skip
 
 
 if __name__ == "__main__":

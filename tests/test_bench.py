@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mosa import bench
-from mosa.generate import load
+from mosa.loading import load
 from tiny_models import write_tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

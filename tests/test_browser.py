@@ -47,7 +47,7 @@ LEFT_RGB, RIGHT_RGB = (255, 122, 69), (63, 182, 255)  # app.js COLORS.left / .ri
 def server_url(tmp_path_factory):
     import uvicorn
 
-    from mosa.generate import load
+    from mosa.loading import load
     from mosa.serve.app import create_app
 
     torch.set_num_threads(1)

@@ -92,9 +92,9 @@ def test_help_lists_the_subcommands():
 def test_only_the_named_command_module_is_imported():
     code = (
         "import sys; from mosa.cli import build_parser; "
-        "build_parser(['convert', 'a.bvh', 'b.npy']); print('mosa.generate' in sys.modules); "
-        "p = build_parser(['train', 'gen', '--help']); print('mosa.train.gen' in sys.modules, "
-        "'mosa.train.vae' in sys.modules)"
+        "build_parser(['convert', 'a.bvh', 'b.npy']); print('mosa.pipeline' in sys.modules); "
+        "p = build_parser(['train', 'gen', '--help']); print('mosa.cli.train_gen' in sys.modules, "
+        "'mosa.cli.train_vae' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

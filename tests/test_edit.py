@@ -9,11 +9,16 @@ import pytest
 import torch
 
 from mosa import edit as E
-from mosa import generate as G
+from mosa.cli import edit as cli_edit
+from mosa.cli import inbetween as cli_inbetween
+from mosa.edit.modes import source_rows
 from mosa.errors import MosaError
+from mosa.loading import load
 from mosa.models.vae import CAQVAE, VAEConfig
 from mosa.motion.features import extract_features, recover_joints, recover_root
 from mosa.motion.io import read_motion, write_motion
+from mosa.pipeline import Pipeline
+from mosa.requests import EDIT_DEFAULTS
 from tiny_models import CODE_DIM, K, V, tiny_sar, write_tiny_pipeline
 
 FPS = 20
@@ -26,7 +31,7 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipe(ckpt):
-    return G.load(ckpt, device="cpu")  # frames 40..196, unit 4
+    return load(ckpt, device="cpu")  # frames 40..196, unit 4
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,7 @@ def conv_pipe(pipe):
     vae = CAQVAE(cfg).eval()
     for book in vae.quantizer.codebooks:
         book.embed.normal_()
-    return G.Pipeline(tiny_sar(), vae, pipe.mean.numpy(), pipe.std.numpy(), pipe.text_encoder)
+    return Pipeline(tiny_sar(), vae, pipe.mean.numpy(), pipe.std.numpy(), pipe.text_encoder)
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +131,20 @@ def _independent_tokens(pipe, features):
     return [t[0].numpy() for t in pipe.vae.encode(x[None])]
 
 
+def _span_canvas(joints, unit=4):
+    """What a span edit's generator sees: one row per source frame, then the last frame held
+    up to a whole number of tokens (dropped from the output)."""
+    rows = source_rows(joints, FPS)
+    return np.concatenate([rows, np.repeat(rows[-1:], (-len(rows)) % unit, axis=0)])
+
+
 def test_span_forces_source_tokens_outside_the_span(pipe, joints):
     m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, context=None)
-    feats = extract_features(joints)
-    assert m.joints.shape == (120, 22, 3) and m.kept.sum() == 120 - 30
+    feats = _span_canvas(joints)  # 121 frames + 3 held
+    assert m.joints.shape == (121, 22, 3) and m.kept.sum() == 121 - 30  # as long as the source
     assert not m.kept[40:70].any() and m.kept[:40].all() and m.kept[70:].all()
     src = _independent_tokens(pipe, feats)  # the source's own tokens
-    scales = pipe.vae.quantizer.scale_lengths(30)
+    scales = pipe.vae.quantizer.scale_lengths(31)
     assert [len(t) for t in m.tokens] == scales
     forced = 0
     for k in range(K):
@@ -142,7 +154,7 @@ def test_span_forces_source_tokens_outside_the_span(pipe, joints):
         forced += mask.sum()
         # tokens touching the span are free: the sampled ones differ from the source somewhere
     assert forced > 0 and not m.token_masks[0].any()
-    assert m.token_masks[-1].tolist() == [i < 10 or i >= 18 for i in range(30)]
+    assert m.token_masks[-1].tolist() == [i < 10 or i >= 18 for i in range(31)]
     assert any((m.tokens[k] != src[k])[~m.token_masks[k]].any() for k in range(K))
 
 
@@ -150,13 +162,13 @@ def test_edits_sample_with_the_edit_defaults(ckpt, pipe, joints, tmp_path):
     """Sampling options an edit leaves open come from ``pipe.edit_defaults`` (EDIT_DEFAULTS
     over the checkpoint's defaults, under pipeline.json's ``edit_defaults``); given ones win."""
     assert pipe.defaults["cfg"] == 2.0  # the tiny pipeline.json
-    assert pipe.edit_defaults == {**pipe.defaults, **G.EDIT_DEFAULTS}
-    assert G.EDIT_DEFAULTS["cfg"] != pipe.defaults["cfg"]
+    assert pipe.edit_defaults == {**pipe.defaults, **EDIT_DEFAULTS}
+    assert EDIT_DEFAULTS["cfg"] != pipe.defaults["cfg"]
 
     def run(**kw):
         return E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, **kw).tokens
 
-    default, edit_cfg = run(), run(cfg=G.EDIT_DEFAULTS["cfg"])
+    default, edit_cfg = run(), run(cfg=EDIT_DEFAULTS["cfg"])
     gen_cfg = run(cfg=pipe.defaults["cfg"], top_p=None)
     assert all(np.array_equal(a, b) for a, b in zip(default, edit_cfg, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(default, gen_cfg, strict=True))
@@ -169,19 +181,19 @@ def test_edits_sample_with_the_edit_defaults(ckpt, pipe, joints, tmp_path):
     spec = json.loads((folder / "pipeline.json").read_text())
     spec["edit_defaults"] = {"cfg": 1.5, "top_p": 0.8}
     (folder / "pipeline.json").write_text(json.dumps(spec))
-    other = G.load(folder, device="cpu")
+    other = load(folder, device="cpu")
     assert other.edit_defaults == {**other.defaults, "cfg": 1.5, "top_p": 0.8}
     assert other.defaults["cfg"] == 2.0
 
 
 def test_kept_frames_decode_to_the_source_round_trip(conv_pipe, pipe, joints):
-    feats = extract_features(joints)
+    feats = _span_canvas(joints)
     for p, margin, exact in ((conv_pipe, 24, True), (pipe, 4, False)):
         m = E.edit_span(p, joints, "a person kicks", 2.0, 3.5, seed=3, context=None)
         x = (torch.from_numpy(feats) - p.mean) / p.std
         with torch.no_grad():
-            rt = p.vae.decode(p.vae.encode(x[None]), 120)[0] * p.std + p.mean
-        rt = rt.numpy()
+            rt = p.vae.decode(p.vae.encode(x[None]), len(feats))[0] * p.std + p.mean
+        rt = rt.numpy()[: len(joints)]
         far = _dist_to_generated(m.kept) > margin
         err = np.abs(m.decoded - rt).mean(1)
         if exact:  # outside the conv decoder's reach: the very same numbers
@@ -192,7 +204,7 @@ def test_kept_frames_decode_to_the_source_round_trip(conv_pipe, pipe, joints):
 
 
 def test_output_joins_source_and_decode(pipe, joints):
-    feats = extract_features(joints)
+    feats = source_rows(joints, FPS)
     m = E.edit_span(pipe, joints, "a person jumps", 2.0, 3.5, seed=1, blend=6)
     np.testing.assert_allclose(m.canvas[m.kept], feats[m.kept], atol=1e-6)
     # kept frames are the source's own features, up to the seams
@@ -251,7 +263,7 @@ def test_root_is_continuous_and_kept_part_re_anchored(pipe, joints):
 
 
 def _src_joints(joints):
-    return recover_joints(extract_features(joints))
+    return recover_joints(source_rows(joints, FPS))
 
 
 # -------------------------------------------------------------------------------- other modes
@@ -276,8 +288,9 @@ def test_modes_lengths_and_kept_frames(pipe, joints):
     np.testing.assert_array_equal(m.features[64:], extract_features(b)[4:])
     m = E.outpaint(pipe, a, "a person waves", 1.0, 0.5, seed=0)
     assert m.joints.shape[0] == 72 and m.kept.sum() == 40 and m.kept[22:62].all()
-    # pipeline wrappers call the same functions
-    w = pipe.extend(joints, "a person walks", 1.0, seed=0)
+    # the deprecated pipeline methods call the same functions, with a warning
+    with pytest.warns(DeprecationWarning, match="mosa.edit.extend"):
+        w = pipe.extend(joints, "a person walks", 1.0, seed=0)
     np.testing.assert_array_equal(
         w.features, E.extend(pipe, joints, "a person walks", 1.0, seed=0).features
     )
@@ -296,18 +309,18 @@ def test_modes_lengths_and_kept_frames(pipe, joints):
 def test_span_errors(pipe, joints, start, end, match):
     with pytest.raises(MosaError, match=match) as info:
         E.edit_span(pipe, joints, "a person jumps", start, end)
-    assert "0-6 s" in str(info.value) or "0.2 s" in str(info.value)
+    assert "0-6.05 s" in str(info.value) or "0.2 s" in str(info.value)  # 121 frames
 
 
 def test_length_errors(pipe, joints):
-    long = np.concatenate([joints, joints[1:]])  # 240 feature frames > 196
+    long = np.concatenate([joints, joints[1:]])  # 241 frames > 196
     with pytest.raises(MosaError, match="longer than the generator's maximum"):
         E.edit_span(pipe, long, "a person jumps", 2, 3, context=None)
     m = E.edit_span(pipe, long, "a person jumps", 2, 3, crop=True, seed=0, context=None)
     assert len(m.joints) == 196 and (~m.kept).sum() == 20
     # with a context window (the default) the whole source stays
     m = E.edit_span(pipe, long, "a person jumps", 2, 3, seed=0)
-    assert len(m.joints) == 240 and (~m.kept).sum() == 20
+    assert len(m.joints) == 241 and (~m.kept).sum() == 20
     with pytest.raises(MosaError, match="the generated part would be 10.2 s") as info:
         E.extend(pipe, joints, "a person jumps", 10.2)
     assert "generate at most 9.8 s" in str(info.value)
@@ -339,36 +352,36 @@ def test_cli_end_to_end_on_a_cmu_clip(ckpt, shared_data, tmp_path, capsys):
     src = read_motion(bvh)
     short = write_motion(tmp_path / "src.npy", src.joints[:121])  # 6 s via the API
     out = tmp_path / "edit.npy"
-    args = _parse(E.add_edit_arguments, [short, "--text", "a person jumps", "--start", 2,
+    args = _parse(cli_edit.add_arguments, [short, "--text", "a person jumps", "--start", 2,
                                          "--end", 3.5, "-o", out, "--checkpoint", ckpt,
                                          "--seed", 1])  # fmt: skip
-    assert E.run_edit(args) == 0
-    assert np.load(out).shape == (120, 22, 3) and "wrote" in capsys.readouterr().out
+    assert cli_edit.run(args) == 0
+    assert np.load(out).shape == (121, 22, 3) and "wrote" in capsys.readouterr().out
     # the BVH itself extended by one second: whole with a context window, cropped on request
     # when the generator sees everything
     out = tmp_path / "ext.bvh"
     argv = [bvh, "--text", "a person walks", "--extend", 1, "-o", out, "--checkpoint", ckpt]
-    assert E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", 2])) == 0
+    assert cli_edit.run(_parse(cli_edit.add_arguments, [*argv, "--context", 2])) == 0
     n = len(src.joints) - 1  # feature frames of the source
     assert read_motion(out).num_frames == n + 20 + (-(n + 20)) % 4
     with pytest.raises(MosaError, match="--crop"):
-        E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", "all"]))
-    assert E.run_edit(_parse(E.add_edit_arguments, [*argv, "--context", "all", "--crop"])) == 0
+        cli_edit.run(_parse(cli_edit.add_arguments, [*argv, "--context", "all"]))
+    assert cli_edit.run(_parse(cli_edit.add_arguments, [*argv, "--context", "all", "--crop"])) == 0
     assert read_motion(out).num_frames == 196
     with pytest.raises(SystemExit):
-        _parse(E.add_edit_arguments, [*argv, "--context", "soon"])
+        _parse(cli_edit.add_arguments, [*argv, "--context", "soon"])
     out = tmp_path / "both.npy"  # --extend with --lead-in: outpainting
     argv = [short, "--text", "a person walks", "--extend", 0.5, "--lead-in", 0.5, "-o", out,
             "--checkpoint", ckpt]  # fmt: skip
-    assert E.run_edit(_parse(E.add_edit_arguments, argv)) == 0
+    assert cli_edit.run(_parse(cli_edit.add_arguments, argv)) == 0
     assert np.load(out).shape == (140, 22, 3)
     out = tmp_path / "mid.npy"
     argv = [short, short, "--text", "a person turns", "--seconds", 1, "-o", out,
             "--checkpoint", ckpt]  # fmt: skip
-    assert E.run_inbetween(_parse(E.add_inbetween_arguments, argv)) == 0
+    assert cli_inbetween.run(_parse(cli_inbetween.add_arguments, argv)) == 0
     assert np.load(out).shape == (260, 22, 3)  # 120 + 20 + 120 frames, all kept
     argv = [*argv, "--context", "all", "--crop"]
-    assert E.run_inbetween(_parse(E.add_inbetween_arguments, argv)) == 0
+    assert cli_inbetween.run(_parse(cli_inbetween.add_arguments, argv)) == 0
     assert np.load(out).shape == (196, 22, 3)  # cropped to the generator's maximum
 
 
@@ -384,9 +397,9 @@ def test_cli_errors(ckpt, tmp_path):
     ]
     for argv, match in cases:
         with pytest.raises(MosaError, match=match):
-            E.run_edit(_parse(E.add_edit_arguments, argv))
+            cli_edit.run(_parse(cli_edit.add_arguments, argv))
     with pytest.raises(MosaError, match="unknown extension"):
-        E.run_edit(_parse(E.add_edit_arguments, [tmp_path / "s.fbx", *base[1:], "--extend", 1,
+        cli_edit.run(_parse(cli_edit.add_arguments, [tmp_path / "s.fbx", *base[1:], "--extend", 1,
                                                  "-o", tmp_path / "x.npy"]))  # fmt: skip
 
 

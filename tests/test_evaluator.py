@@ -18,9 +18,9 @@ from mosa.eval.evaluator import (
     EvaluatorConfig,
     TextMotionEvaluator,
     contrastive_loss,
-    load_evaluator,
     save_evaluator,
 )
+from mosa.eval.loading import load_evaluator
 from mosa.eval.wordvec import (
     POS_CATEGORIES,
     GloVeWordVectors,
@@ -198,6 +198,15 @@ def test_save_load_gives_identical_outputs(tmp_path: Path):
 def test_load_missing_checkpoint_is_a_user_error(tmp_path: Path):
     with pytest.raises(MosaError):
         load_evaluator(tmp_path / "nothing")
+
+
+def test_load_evaluator_at_its_old_home_warns_and_is_the_moved_function():
+    import mosa.eval.evaluator as old_home
+
+    with pytest.warns(DeprecationWarning, match="mosa.eval.loading"):
+        assert old_home.load_evaluator is load_evaluator
+    with pytest.raises(AttributeError):
+        old_home.no_such_name  # noqa: B018
 
 
 # ---------------------------------------------------------------- word features
@@ -462,32 +471,33 @@ def test_train_evaluator_then_eval_is_reproducible(tiny_dataset, tmp_path, monke
     import argparse
     import json
 
-    from mosa.eval import run as eval_run
+    from mosa.cli import eval as cli_eval
+    from mosa.cli import train_evaluator as cli_train_evaluator
     from mosa.eval import train_evaluator
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MOSA_CHECKPOINTS", str(tmp_path / "no-checkpoints"))  # no model rows
     parser = argparse.ArgumentParser()
-    train_evaluator.add_arguments(parser)
+    cli_train_evaluator.add_arguments(parser)
     args = parser.parse_args(
         ["--data", str(tiny_dataset), "--out", "run", "--epochs", "2", "--batch-size", "16",
          "--width", "16", "--lr", "3e-3", "--no-progress"]
     )  # fmt: skip
-    report = train_evaluator.train(args)
+    report = train_evaluator.train(**cli_train_evaluator.train_kwargs(args))
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,step,train_loss") and len(log) == 3
     assert set(report["test"]) == {"Real", "Real (shuffled texts)"}
 
     parser = argparse.ArgumentParser()
-    eval_run.add_arguments(parser)
+    cli_eval.add_arguments(parser)
     outs = []
     for name in ("a.json", "b.json"):
         args = parser.parse_args(
             ["--evaluator", "run", "--data", str(tiny_dataset), "--replications", "2",
              "--json", name, "--no-progress"]
         )  # fmt: skip
-        assert eval_run.run(args) == 0
+        assert cli_eval.run(args) == 0
         outs.append(json.loads((tmp_path / name).read_text()))
     assert outs[0]["rows"] == outs[1]["rows"]  # fixed seed -> identical numbers
     real = outs[0]["rows"]["Real"]

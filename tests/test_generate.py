@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mosa import generate as G
+from mosa.cli import generate as cli_generate
 from mosa.errors import MosaError
+from mosa.loading import load
 from mosa.models.quantizer import PAD_TOKEN
 from mosa.models.sar import ScaleLayout
+from mosa.requests import GenerationRequest
+from mosa.sampling import ForcedTokens, TokenStrategy, generate_tokens
 from tiny_models import CODE_DIM, TEXT_DIM, K, V, tiny_sar, tiny_vae, write_tiny_pipeline
 
 
@@ -23,7 +26,7 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipe(ckpt):
-    return G.load(ckpt, device="cpu")
+    return load(ckpt, device="cpu")
 
 
 def _cond(model, n, seed=0):
@@ -35,7 +38,7 @@ def _cond(model, n, seed=0):
     return model.condition(text, mask, pooled, torch.tensor(n))
 
 
-class Recorder(G.TokenStrategy):
+class Recorder(TokenStrategy):
     """Records the guided logits of each scale; optionally forces given tokens everywhere."""
 
     def __init__(self, force=None):
@@ -63,7 +66,7 @@ def test_cfg_against_teacher_forced_forward():
     valid = layout.valid
     for scale in (1.0, 2.5):
         rec = Recorder(force=truth)
-        tokens, f_hat = G.generate_tokens(m, q, cond, cfg=scale, strategy=rec, guidance=True)
+        tokens, f_hat = generate_tokens(m, q, cond, cfg=scale, strategy=rec, guidance=True)
         got = torch.cat(rec.logits, dim=1)
         ref = u_ref + scale * (c_ref - u_ref)
         torch.testing.assert_close(got[valid], ref[valid], atol=1e-5, rtol=1e-5)
@@ -72,11 +75,11 @@ def test_cfg_against_teacher_forced_forward():
         torch.testing.assert_close(f_hat, q.decode(truth, torch.tensor(n)), atol=1e-5, rtol=1e-5)
     # cfg 1 without the doubled batch is the plain conditional pass
     rec = Recorder(force=truth)
-    G.generate_tokens(m, q, cond, cfg=1.0, strategy=rec)
+    generate_tokens(m, q, cond, cfg=1.0, strategy=rec)
     torch.testing.assert_close(torch.cat(rec.logits, 1)[valid], c_ref[valid], atol=1e-5, rtol=1e-5)
     # one scale per sample: sample 0 unguided (exactly its conditional logits), sample 1 at 4
     rec = Recorder(force=truth)
-    G.generate_tokens(m, q, cond, cfg=[1.0, 4.0], strategy=rec)
+    generate_tokens(m, q, cond, cfg=[1.0, 4.0], strategy=rec)
     got = torch.cat(rec.logits, dim=1)
     v0, v1 = valid[0], valid[1]
     torch.testing.assert_close(got[0, v0], c_ref[0, v0], atol=1e-5, rtol=1e-5)
@@ -96,7 +99,7 @@ def test_exactly_k_steps_and_previews():
 
     m.step = counting
     cond = _cond(m, [49, 30])
-    G.generate_tokens(
+    generate_tokens(
         m, vae.quantizer, cond, cfg=3.0, on_scale=lambda k, toks: seen.append((k, len(toks)))
     )
     assert len(calls) == K and calls[0] is None
@@ -119,7 +122,7 @@ def test_seeds_reproducible_and_batch_independent():
     def run(rows, seeds):
         cond = m.condition(text[rows], mask[rows], pooled[rows], n[rows])
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        return G.generate_tokens(m, q, cond, cfg=2.0, top_p=0.9, generators=gens)[0]
+        return generate_tokens(m, q, cond, cfg=2.0, top_p=0.9, generators=gens)[0]
 
     alone = run([1], [7])
     mixed = run([0, 1, 2], [3, 7, 9])
@@ -149,8 +152,8 @@ def test_forced_tokens_kept_exactly():
         mk[0, : lens[0][k] // 2] = True
         mk[1, lens[1][k] - lens[1][k] // 3 : lens[1][k]] = True
         masks.append(mk)
-    strat = G.ForcedTokens(forced, masks)
-    tokens, _ = G.generate_tokens(m, q, _cond(m, n), cfg=2.0, temperature=1.5, strategy=strat)
+    strat = ForcedTokens(forced, masks)
+    tokens, _ = generate_tokens(m, q, _cond(m, n), cfg=2.0, temperature=1.5, strategy=strat)
     free = 0
     for k in range(K):
         assert torch.equal(tokens[k][masks[k]], forced[k][masks[k]])
@@ -184,7 +187,7 @@ def test_pipeline_end_to_end(pipe, tmp_path):
 def test_generate_requests_each_row_as_if_alone(pipe):
     """Rows with their own text, length, seed, cfg and sampling options in one call give the
     motions each request gives alone; ``generate`` is the same path."""
-    R = G.GenerationRequest
+    R = GenerationRequest
     reqs = [
         R("a person walks forward", seconds=2.0, seed=3, cfg=1.0),
         R("someone jumps", frames=64, seed=4, cfg=4.0, temperature=0.7, top_k=5),
@@ -215,7 +218,7 @@ def test_generate_requests_each_row_as_if_alone(pipe):
 
 
 def test_generate_requests_errors(pipe):
-    R = G.GenerationRequest
+    R = GenerationRequest
     with pytest.raises(MosaError, match="no request"):
         pipe.generate_requests([])
     with pytest.raises(MosaError, match="request 2 is empty"):
@@ -259,7 +262,7 @@ def test_pipeline_input_errors(pipe):
 
 def test_load_errors(ckpt, tmp_path):
     with pytest.raises(MosaError, match="does not exist"):
-        G.load(tmp_path / "missing")
+        load(tmp_path / "missing")
     # a tokenizer with another codebook size
     import shutil
 
@@ -268,17 +271,17 @@ def test_load_errors(ckpt, tmp_path):
     shutil.rmtree(bad / "vae")
     tiny_vae(codebook_size=32).save(bad / "vae", np.zeros(263), np.ones(263))
     with pytest.raises(MosaError, match="codebook size 16, the tokenizer has 32"):
-        G.load(bad, device="cpu")
+        load(bad, device="cpu")
     # corrupt config / missing weights / missing part named in pipeline.json
     (bad / "sar" / "config.json").write_text("{not json")
     with pytest.raises(MosaError, match="corrupt"):
-        G.load(bad, device="cpu")
+        load(bad, device="cpu")
     (bad / "sar" / "config.json").unlink()
     with pytest.raises(MosaError, match="config.json is missing"):
-        G.load(bad, device="cpu")
+        load(bad, device="cpu")
     (bad / "pipeline.json").write_text(json.dumps({"vae": "nowhere"}))
     with pytest.raises(MosaError, match="nowhere"):
-        G.load(bad, device="cpu")
+        load(bad, device="cpu")
 
 
 def test_no_length_model(ckpt, tmp_path):
@@ -288,7 +291,7 @@ def test_no_length_model(ckpt, tmp_path):
     shutil.copytree(ckpt, folder)
     shutil.rmtree(folder / "length")
     (folder / "pipeline.json").write_text(json.dumps({}))
-    p = G.load(folder, device="cpu")
+    p = load(folder, device="cpu")
     with pytest.raises(MosaError, match="no length estimator"):
         p.generate("a person sits down")
     assert len(p.generate("a person sits down", seconds=2.4, seed=0)[0].joints) == 48
@@ -296,8 +299,8 @@ def test_no_length_model(ckpt, tmp_path):
 
 def _cli(argv):
     parser = argparse.ArgumentParser()
-    G.add_arguments(parser)
-    return G.run(parser.parse_args(argv))
+    cli_generate.add_arguments(parser)
+    return cli_generate.run(parser.parse_args(argv))
 
 
 def test_cli(ckpt, tmp_path, capsys):
@@ -361,12 +364,12 @@ def test_int8_pipeline(ckpt, tmp_path):
 
     if not int8_available():
         pytest.skip("this torch build has no fbgemm int8 kernels")
-    pipe = G.load(ckpt, "cpu", int8=True)
+    pipe = load(ckpt, "cpu", int8=True)
     assert all(m.int8 for m in pipe.sar.blocks.modules() if isinstance(m, Linear))
     [motion] = pipe.generate(["a person walks"], frames=48, seed=1)
     assert motion.joints.shape == (48, 22, 3) and np.isfinite(motion.joints).all()
     with pytest.raises(MosaError, match="--int8 is for CPU"):
-        G.load(ckpt, "cuda", int8=True)
+        load(ckpt, "cuda", int8=True)
     out = tmp_path / "w.npy"
     args = ["a person waves", "--frames", "48", "--seed", "2", "--int8"]
     assert _cli(args + ["--checkpoint", str(ckpt), "--device", "cpu", "-o", str(out)]) == 0

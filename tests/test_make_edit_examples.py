@@ -1,4 +1,5 @@
-"""scripts/make_edit_examples.py on the tiny random pipeline: files, table, CLI commands."""
+"""scripts/make_edit_examples.py (over mosa.eval.edit_report / edit_examples) on the tiny random
+pipeline: files, table, CLI commands."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ import torch
 from PIL import Image
 
 from mosa import edit as E
-from mosa import generate as G
 from mosa.cli import main as mosa_main
+from mosa.cli.edit import add_arguments as add_edit_arguments
+from mosa.eval import edit_acceptance as A
+from mosa.eval import edit_examples as X
+from mosa.eval import edit_report as R
+from mosa.eval import kinematics
 from mosa.eval.evaluator import Evaluator, EvaluatorConfig, TextMotionEvaluator
+from mosa.loading import load
 from mosa.motion.features import facing_direction, recover_joints
 from mosa.motion.io import read_motion
+from mosa.requests import EDIT_DEFAULTS
 from tiny_models import write_tiny_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,20 +73,20 @@ def tiny_evaluator() -> Evaluator:
 # A: 199 feature frames, B: 170 (20 fps); the tiny generator makes 40..196 frames.
 # Every text has a kinematic rule (S.CHECKS), so every row has a kinematic figure.
 EXAMPLES = (
-    S.Example("span", "span", "a person bows", ("b",), start=1.0, end=2.5),
-    S.Example("extend", "extend", "a person walks forward", ("b",), after=1.0),
-    S.Example("lead_in", "lead_in", "a person waves with the right hand", ("b",), before=0.5),
-    S.Example("inbetween", "inbetween", "a person stops and bows", ("a", "b"), seconds=1.0,
+    X.Example("span", "span", "a person bows", ("b",), start=1.0, end=2.5),
+    X.Example("extend", "extend", "a person walks forward", ("b",), after=1.0),
+    X.Example("lead_in", "lead_in", "a person waves with the right hand", ("b",), before=0.5),
+    X.Example("inbetween", "inbetween", "a person stops and bows", ("a", "b"), seconds=1.0,
               crop=True),
-    S.Example("outpaint", "outpaint", "a person runs forward", ("b",), before=0.5, after=0.5),
+    X.Example("outpaint", "outpaint", "a person runs forward", ("b",), before=0.5, after=0.5),
 )  # fmt: skip
-PROBES = (S.Example("probe", "lead_in", "a person jumps", ("b",), before=1.0, note="a try"),)
+PROBES = (X.Example("probe", "lead_in", "a person jumps", ("b",), before=1.0, note="a try"),)
 # Output frames, rounded up to multiples of 4 by the first generated part: span 20 kept +
 # (30 + 2) + 120 kept = 172; extend 170 + (20 + 2) = 192; lead-in 10 + 170 = 180; in-between
 # 199 + (20 + 3) + 170 = 392 (longer than the generator's 196: it sees a window of it, so
 # --crop has nothing to do); outpaint (10 + 2) + 170 + 10 = 192.
-GENERATED_FRAMES = {"span": 32, "extend": 22, "lead_in": 10, "inbetween": 23, "outpaint": 22}
-TOTAL_FRAMES = {"span": 172, "extend": 192, "lead_in": 180, "inbetween": 392, "outpaint": 192}
+GENERATED_FRAMES = {"span": 30, "extend": 22, "lead_in": 10, "inbetween": 23, "outpaint": 22}
+TOTAL_FRAMES = {"span": 170, "extend": 192, "lead_in": 180, "inbetween": 392, "outpaint": 192}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +97,7 @@ def ckpt(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pipe(ckpt):
     torch.set_num_threads(1)  # module fixtures run before conftest's per-test setting
-    return G.load(ckpt, device="cpu")
+    return load(ckpt, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +109,11 @@ def paths(hml_sample):
 @pytest.fixture(scope="module")
 def made(pipe, paths, ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("editing")
-    rows = S.make_edit_examples(
+    rows = R.make_edit_examples(
         pipe, EXAMPLES, paths, out, seed=3, evaluator=tiny_evaluator(), gif_fps=GIF_FPS,
         width=WIDTH, cell=CELL, command="python scripts/make_edit_examples.py --test",
         cli_extra=["--checkpoint", str(ckpt), "--device", "cpu"], more_seeds=1, probes=PROBES,
+        checks=S.CHECKS,
     )  # fmt: skip
     return out, rows
 
@@ -118,7 +126,7 @@ def test_pass_rates_by_hand(made):
     ]
     b = [{"example": "x", "mpjpe_pass": True, "seam_pass": False, "seam_ratio": 3.0},
          {"example": "y", "mpjpe_pass": False, "seam_pass": False, "seam_ratio": 4.0}]  # fmt: skip
-    got = S.pass_rates([a, b], [0, 1])
+    got = X.pass_rates([a, b], [0, 1])
     assert got[0] == {"example": "x", "seeds": [0, 1], "mpjpe_passed": 2, "seam_passed": 1,
                       "seam_ratio_median": 2.0, "seam_ratio_max": 3.0}  # fmt: skip
     assert got[1]["mpjpe_passed"] == 1 and got[1]["seam_passed"] == 0
@@ -138,8 +146,8 @@ def test_probes_are_measured_on_every_seed(made, pipe, paths):
     out, _ = made
     assert not (out / "probe.gif").exists()
     [rate] = json.loads((out / "probes_seeds.json").read_text())
-    acc = S.load_acceptance()
-    rows = [S.measure_example(acc, pipe, PROBES[0], paths, sd, tiny_evaluator()) for sd in (3, 4)]
+    rows = [X.measure_example(pipe, PROBES[0], paths, sd, tiny_evaluator(), S.CHECKS)
+            for sd in (3, 4)]  # fmt: skip
     assert rate["seeds"] == [3, 4] and rate["text"] == "a person jumps"
     assert rate["seam_passed"] == sum(r["seam_pass"] for r in rows)
     assert rate["seam_ratio_max"] == pytest.approx(max(r["seam_ratio"] for r in rows))
@@ -163,20 +171,21 @@ def test_kinematic_check_by_hand(hml_sample):
     moving = np.arange(21)[:, None, None] * step
     joints = np.concatenate([pose + moving, np.repeat(pose[None] + moving[-1], 20, axis=0)])
     gen, kept = E.Segment("generated", 0, 21), E.Segment("kept", 21, 41, 0, 0)
-    got = S.kinematic_check("a person walks forward", _edit(joints, [gen, kept]))
+    got = A.kinematic_check("a person walks forward", _edit(joints, [gen, kept]), S.CHECKS)
     assert got["kinematic_rule"] == S.CHECKS["a person walks forward"][0]
     assert got["kinematic_parts"][0]["forward_m"] == pytest.approx(1.0, abs=1e-6)
     assert got["kinematic_pass"] is True
     standing = E.Segment("generated", 21, 41)
-    got = S.kinematic_check("a person walks forward", _edit(joints, [gen, standing]))
+    got = A.kinematic_check("a person walks forward", _edit(joints, [gen, standing]), S.CHECKS)
     assert [p["forward_m"] for p in got["kinematic_parts"]] == pytest.approx([1.0, 0.0], abs=1e-6)
     assert got["kinematic_pass"] is False
     # 0.4 m/s is under the walk's 0.5 m/s; the bow rule looks at the head instead
     slow = np.concatenate([pose + moving * 0.4, pose[None].repeat(20, axis=0)])
-    got = S.kinematic_check("a person walks forward", _edit(slow, [gen]))
+    got = A.kinematic_check("a person walks forward", _edit(slow, [gen]), S.CHECKS)
     assert got["kinematic_pass"] is False
-    assert S.kinematic_check("a person bows", _edit(joints, [gen]))["kinematic_pass"] is False
-    assert S.kinematic_check("a person jumps", _edit(joints, [gen])) == {}
+    bow = A.kinematic_check("a person bows", _edit(joints, [gen]), S.CHECKS)
+    assert bow["kinematic_pass"] is False
+    assert A.kinematic_check("a person jumps", _edit(joints, [gen]), S.CHECKS) == {}
 
 
 def test_bow_is_measured_from_the_kept_neighbours(hml_sample):
@@ -186,17 +195,18 @@ def test_bow_is_measured_from_the_kept_neighbours(hml_sample):
     joints = np.repeat(pose[None], 30, axis=0)
     joints[20:, :, 1] -= 0.3  # B stands 30 cm lower than A
     joints[10:20, :, 1] -= np.linspace(0.0, 0.3, 10)[:, None]  # the part goes from A to B
-    fig = S.part_figures(joints, 10, 20, 20.0)
+    fig = A.part_figures(joints, 10, 20, 20.0)
     assert fig["head_below_kept_m"] == pytest.approx(0.0, abs=1e-6)
     assert fig["head_drop_m"] > 0.25  # what describe alone would have called a bow
-    joints[14, S.kinematics.HEAD, 1] -= 0.2  # a real dip below B's height
-    fig = S.part_figures(joints, 10, 20, 20.0)
+    joints[14, kinematics.HEAD, 1] -= 0.2  # a real dip below B's height
+    fig = A.part_figures(joints, 10, 20, 20.0)
     assert fig["head_below_kept_m"] == pytest.approx(0.2 + 0.3 * 4 / 9 - 0.3, abs=1e-6)
-    joints[15, S.kinematics.HEAD, 1] -= 0.3
+    joints[15, kinematics.HEAD, 1] -= 0.3
     gen = E.Segment("generated", 10, 20)
-    assert S.kinematic_check("a person bows", _edit(joints, [gen]))["kinematic_pass"] is True
+    bow = A.kinematic_check("a person bows", _edit(joints, [gen]), S.CHECKS)
+    assert bow["kinematic_pass"] is True
     # a lead-in has only the kept frame after it
-    fig = S.part_figures(joints, 0, 10, 20.0)
+    fig = A.part_figures(joints, 0, 10, 20.0)
     assert fig["head_below_kept_m"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -267,7 +277,7 @@ def test_readme_command_reproduces_the_edit(made, pipe, paths, tmp_path):
     got = read_motion(out).joints
     assert len(got) == row["frames"]
     # the CLI makes the very motion the script measured and rendered
-    m, _ = S.run_example(pipe, EXAMPLES[0], paths, seed=3)
+    m, _ = X.run_example(pipe, EXAMPLES[0], paths, seed=3)
     np.testing.assert_allclose(got, m.joints, atol=1e-4)
     # and its first frames (kept, before the span at 1.0 s) are exactly the source's
     ref = recover_joints(np.load(paths["b"]))
@@ -276,13 +286,13 @@ def test_readme_command_reproduces_the_edit(made, pipe, paths, tmp_path):
 
 def test_before_track_and_marks(made, pipe, paths):
     out, _ = made
-    m, feats = S.run_example(pipe, EXAMPLES[0], paths, seed=3)
-    track = S.before_track(m, feats, "span")
+    m, feats = X.run_example(pipe, EXAMPLES[0], paths, seed=3)
+    track = X.before_track(m, feats, "span")
     ref = recover_joints(np.load(paths["b"]))  # span 1.0-2.5 s keeps frames 0-19 and 50-169
     np.testing.assert_allclose(track[:20], ref[:20], atol=1e-5)
-    np.testing.assert_allclose(track[52:], ref[50:], atol=1e-5)  # after 2 rounding frames
-    np.testing.assert_allclose(track[20:52], ref[20:52], atol=1e-5)  # what the span replaced
-    # the edit's panel is framed in orange exactly while generated frames (1.0-2.6 s) play
+    np.testing.assert_allclose(track[50:], ref[50:], atol=1e-5)  # the take keeps its length
+    np.testing.assert_allclose(track[20:50], ref[20:50], atol=1e-5)  # what the span replaced
+    # the edit's panel is framed in orange exactly while generated frames (1.0-2.5 s) play
     with Image.open(out / "span.gif") as im:
         orange = []
         for k in range(im.n_frames):
@@ -290,7 +300,7 @@ def test_before_track_and_marks(made, pipe, paths):
             r, g, b = im.convert("RGB").getpixel((WIDTH + 2, im.size[1] // 2))
             orange.append(r > 200 and 100 < g < 180 and b < 80)
     t = np.arange(len(orange)) / GIF_FPS
-    assert orange == [bool(1.0 <= s < 2.6) for s in t]
+    assert orange == [bool(1.0 <= s < 2.5) for s in t]
 
 
 def test_missing_source_is_a_user_error(tmp_path, capsys):
@@ -300,20 +310,49 @@ def test_missing_source_is_a_user_error(tmp_path, capsys):
 
 
 def test_sampling_about_names_the_edit_guidance(pipe):
-    text = S.sampling_about(pipe)
-    assert f"guidance {G.EDIT_DEFAULTS['cfg']:g} (plain generation: 2)" in text
+    text = R.sampling_about(pipe)
+    assert f"guidance {EDIT_DEFAULTS['cfg']:g} (plain generation: 2)" in text
     assert f"top-p {pipe.edit_defaults['top_p']}" in text
 
 
 def test_cli_names_a_context_that_is_not_the_default():
-    ex = S.Example("x", "extend", "a person waves", ("b",), after=1.0)
+    ex = X.Example("x", "extend", "a person waves", ("b",), after=1.0)
     assert "--context" not in ex.cli(["b.npy"], "x.bvh")
-    argv = shlex.split(S.Example("x", "extend", "w", ("b",), after=1.0, context=2.0).cli(
+    argv = shlex.split(X.Example("x", "extend", "w", ("b",), after=1.0, context=2.0).cli(
         ["b.npy"], "x.bvh"))  # fmt: skip
     assert argv[argv.index("--context") + 1] == "2"
-    argv = shlex.split(S.Example("x", "span", "w", ("b",), 1, 2, context=None).cli(["b"], "x"))
+    argv = shlex.split(X.Example("x", "span", "w", ("b",), 1, 2, context=None).cli(["b"], "x"))
     assert argv[argv.index("--context") + 1] == "all"
     # and the CLI reads them back
     parser = argparse.ArgumentParser()
-    E.add_edit_arguments(parser)
+    add_edit_arguments(parser)
     assert parser.parse_args(argv[2:]).context is None
+
+
+def test_resample_and_frames_at():
+    """``resample``: linear in time, frame k at k / fps_out; ``frames_at``: nearest frame."""
+    from mosa.motion.marks import frames_at, resample
+
+    joints = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((1, 22, 3), np.float32)
+    got = resample(joints, 20.0, 10.0)  # every other frame
+    assert got.shape == (2, 22, 3) and got[:, 0, 0].tolist() == [0.0, 2.0]
+    got = resample(joints, 20.0, 40.0)  # half steps, the last frame held
+    assert got[:, 0, 0].tolist() == pytest.approx([0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4])
+    mask = np.array([False, False, True, True, False])
+    assert frames_at(mask, 20.0, 3, 10.0).tolist() == [False, True, False]
+    assert frames_at(mask, 20.0, 4, 10.0).tolist() == [False, True, False, False]
+
+
+def test_checkpoint_about_and_titles(ckpt, tmp_path):
+    """The README's checkpoint line names the folder as typed (and the generator's step when
+    its config records one); GIF titles drop the Bandai-Namco ``dataset-N_`` prefix."""
+    cfg = json.loads((Path(ckpt) / "sar" / "config.json").read_text())
+    step = cfg.get("meta", {}).get("step")
+    got = R.checkpoint_about(Path(ckpt), "cpu", 2)
+    assert got.startswith(f"Checkpoint: `{R.shown_path(Path(ckpt))}`")
+    assert got.endswith("; device cpu, 2 CPU thread(s).")
+    assert ("(generator step" in got) == (step is not None)
+    missing = R.checkpoint_about(tmp_path / "nothing", "cuda", 1)
+    assert "generator step" not in missing and "device cuda, 1 CPU thread(s)" in missing
+    assert R.short_name(Path("x/dataset-2_walk_active_006.npy")) == "walk_active_006"
+    assert R.short_name(Path("01_01.bvh")) == "01_01"

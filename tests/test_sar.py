@@ -16,13 +16,12 @@ from mosa.models.sar import (
     SARConfig,
     SARTransformer,
     ScaleLayout,
-    filter_logits,
     int8_available,
     load_sar,
-    sample_tokens,
     sar_loss,
     save_sar,
 )
+from mosa.sampling import filter_logits, sample_tokens
 
 CODE_DIM, V, TEXT_DIM, K = 8, 16, 12, 10
 

@@ -18,9 +18,9 @@ from tiny_models import K, write_tiny_pipeline
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from mosa.cli import serve as cli_serve  # noqa: E402
 from mosa.errors import MosaError  # noqa: E402
-from mosa.generate import load  # noqa: E402
-from mosa.serve import app as serve_app  # noqa: E402
+from mosa.loading import load  # noqa: E402
 from mosa.serve.app import create_app  # noqa: E402
 from mosa.serve.batcher import MicroBatcher, QueueFull  # noqa: E402
 
@@ -326,19 +326,19 @@ def test_edit_rejects_bad_input(client, hml_sample, body, needle):
 
 def test_cli_arguments_and_checks(pipe):
     parser = argparse.ArgumentParser()
-    serve_app.add_arguments(parser)
+    cli_serve.add_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port, args.max_batch, args.batch_window_ms, args.queue_size) == (
         "127.0.0.1", 8000, 16, 10.0, 64,
     )  # fmt: skip
     with pytest.raises(MosaError, match="--port"):
-        serve_app.run(parser.parse_args(["--port", "0"]))
+        cli_serve.run(parser.parse_args(["--port", "0"]))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(MosaError, match="cannot listen"):
-            serve_app.run(parser.parse_args(["--port", str(port)]))
+            cli_serve.run(parser.parse_args(["--port", str(port)]))
     with pytest.raises(MosaError, match="--max-batch"):
         create_app(pipe, max_batch=0)
     with pytest.raises(MosaError, match="--queue-size"):
@@ -361,3 +361,43 @@ def test_engine_runs_mixed_cfg_in_one_call(pipe, monkeypatch):
     [alone] = pipe.generate("a person jumps", seconds=2.4, seed=5, cfg=3.0)
     np.testing.assert_allclose(b.motions[0].joints, alone.joints, atol=1e-5)
     np.testing.assert_allclose(b.previews[0][-1], alone.joints, atol=2e-3)
+
+
+# -- one seed rule for generate and edit (the library's: mosa.requests.check_seed) -------------
+
+
+@pytest.mark.parametrize(
+    ("seed", "ok"),
+    [(0, True), (2**31, True), (2**63 - 1, True), (-5, False), (2**63, False), (2**64, False),
+     (10**30, False), (True, False), (1.5, False), (2.0, False), ("7", False)],
+)  # fmt: skip
+def test_generate_and_edit_share_one_seed_rule(client, hml_sample, seed, ok):
+    source = np.load(hml_sample / "012314_new_joints.npy")[:80].round(3).tolist()
+    edit = {"joints": source, "text": "a person kicks", "start": 1.0, "end": 2.0, "seed": seed}
+    answers = [
+        client.post("/api/generate", json={"text": "a person walks", "seconds": 2, "seed": seed}),
+        client.post("/api/edit", json=edit),
+    ]
+    for r in answers:
+        assert r.status_code == (200 if ok else 422), r.text
+        if ok:
+            assert r.json()["samples"][0]["seed"] == seed
+        else:
+            assert "seed" in r.json()["detail"]
+    # motion i of a request uses seed + i: all of them must fit
+    r = client.post("/api/generate", json={"text": "a walk", "seconds": 2, "seed": 2**63 - 1,
+                                           "num_samples": 2})  # fmt: skip
+    assert r.status_code == 422 and "seed" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--batch-window-ms", "nan"], ["--batch-window-ms", "inf"], ["--batch-window-ms", "-1"],
+     ["--max-batch", "0"], ["--max-batch", "-4"], ["--queue-size", "0"]],
+)  # fmt: skip
+def test_cli_rejects_bad_batching_flags_before_loading(flags, monkeypatch):
+    parser = argparse.ArgumentParser()
+    cli_serve.add_arguments(parser)
+    monkeypatch.setattr(cli_serve, "load_from_args", lambda args: pytest.fail("loaded a model"))
+    with pytest.raises(MosaError, match=flags[0]):
+        cli_serve.run(parser.parse_args(["--port", "8123", *flags]))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mosa
-from mosa.generate import default_checkpoint_dir
+from mosa.loading import default_checkpoint_dir
 from mosa.models.vae import load_vae
 from mosa.motion import extract_features, load_bvh, recover_joints
 

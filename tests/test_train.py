@@ -15,6 +15,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from mosa.cli import train_vae as cli_train_vae
 from mosa.errors import MosaError
 from mosa.eval.reconstruction import (
     evaluate_tokenizer,
@@ -23,16 +24,8 @@ from mosa.eval.reconstruction import (
 )
 from mosa.models.vae import VAEConfig, load_vae
 from mosa.train import vae as train_vae_mod
-from mosa.train.common import (
-    MetricsLogger,
-    TrainConfig,
-    load_optimizer_state,
-    lr_at,
-    optimizer_state,
-    read_json_config,
-    rng_state,
-    set_rng_state,
-)
+from mosa.train.common import MetricsLogger, TrainConfig, lr_at, read_json_config
+from mosa.train.state import load_optimizer_state, optimizer_state, rng_state, set_rng_state
 
 TINY_MODEL = dict(
     width=32, depth=1, attn_blocks=1, attn_heads=2, code_dim=16, codebook_size=32, num_phi=2
@@ -72,7 +65,7 @@ def fake_data(hml_sample: Path, tmp_path_factory) -> Path:
 
 def _args(data: Path, out: Path, **kw) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    train_vae_mod.add_arguments(parser)
+    cli_train_vae.add_arguments(parser)
     argv = ["--data", str(data), "--out", str(out)]
     for k, v in kw.items():
         flag = "--" + k.replace("_", "-")
@@ -206,7 +199,7 @@ def test_resume_continues_exactly(fake_data, tmp_path):
 def test_cli_run_writes_checkpoints_and_evaluates(fake_data, tmp_path):
     cfg = _write_config(tmp_path / "cfg.json")
     out = tmp_path / "run"
-    assert train_vae_mod.run(_args(fake_data, out, config=cfg, max_steps=8, val_every=4)) == 0
+    assert cli_train_vae.run(_args(fake_data, out, config=cfg, max_steps=8, val_every=4)) == 0
     for sub in ("last", "best"):
         assert (out / sub / "model.safetensors").is_file() and (out / sub / "mean.npy").is_file()
     assert (out / "last" / "optimizer.safetensors").is_file()
@@ -232,13 +225,13 @@ def test_cli_run_writes_checkpoints_and_evaluates(fake_data, tmp_path):
 
 def test_cli_rejects_bad_window(fake_data, tmp_path):
     with pytest.raises(MosaError, match="window"):
-        train_vae_mod.run(_args(fake_data, tmp_path / "x", window=50))
+        cli_train_vae.run(_args(fake_data, tmp_path / "x", window=50))
 
 
 def test_build_configs_precedence(tmp_path):
     cfg = _write_config(tmp_path / "cfg.json", max_steps=11)
     args = _args(Path("unused"), tmp_path, config=cfg, batch_size=5)
-    model, train = train_vae_mod.build_configs(args)
+    model, train = cli_train_vae.configs_from_args(args)
     assert model.width == 32
     assert train.max_steps == 11 and train.batch_size == 5 and train.window == 48
     assert dataclasses.asdict(train)["lr"] == pytest.approx(1e-3)

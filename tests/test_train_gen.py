@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from mosa.cli import train_gen as CG
+from mosa.cli import train_length as CL
 from mosa.errors import MosaError
 from mosa.models.quantizer import PAD_TOKEN, scale_lengths
 from mosa.models.vae import CAQVAE, VAEConfig, load_vae
+from mosa.train import caches as TC
 from mosa.train import gen as TG
-from mosa.train import length as TL
 
 CAPTIONS = ["a person walks forward", "someone jumps twice", "a man waves his hand",
             "a person sits down", "the person turns around"]  # fmt: skip
@@ -67,11 +69,11 @@ def _config(tmp_path, steps):
 
 
 def test_crop_windows_by_hand():
-    assert TG.crop_windows(250, 196, 40, 4, augment=False) == [(0, 196)]
-    assert TG.crop_windows(250, 196, 40, 4, augment=True) == [
+    assert TC.crop_windows(250, 196, 40, 4, augment=False) == [(0, 196)]
+    assert TC.crop_windows(250, 196, 40, 4, augment=True) == [
         (0, 192), (0, 196), (54, 196), (58, 192)]  # fmt: skip
-    assert TG.crop_windows(41, 196, 40, 4, augment=True) == [(0, 40), (1, 40)]
-    assert TG.crop_windows(30, 196, 40, 4, augment=True) == []
+    assert TC.crop_windows(41, 196, 40, 4, augment=True) == [(0, 40), (1, 40)]
+    assert TC.crop_windows(30, 196, 40, 4, augment=True) == []
 
 
 def test_collate_splits_scales():
@@ -102,7 +104,7 @@ def test_train_gen_end_to_end(setup, tmp_path):
         "--config",
         str(_config(tmp_path, 12)),
     ]
-    assert TG.run(_args(TG.add_arguments, argv)) == 0
+    assert CG.run(_args(CG.add_arguments, argv)) == 0
     for name in ("config.json", "model.safetensors", "pipeline.json"):
         assert (out / "best" / name).is_file() and (out / "last" / name).is_file()
     spec = json.loads((out / "best" / "pipeline.json").read_text())
@@ -117,7 +119,7 @@ def test_train_gen_end_to_end(setup, tmp_path):
     t = load_file(str(cache_file))
     vae, mean, std = load_vae(vae_dir)
     m5 = (np.load(data / "new_joint_vecs" / "m05.npy") - mean) / std  # 230 frames
-    crops = TG.crop_windows(230, 196, 40, 4, augment=True)
+    crops = TC.crop_windows(230, 196, 40, 4, augment=True)
     first = int((t["item"] < 5).sum())  # crops of items 0..4 come first
     for c, (start, frames) in enumerate(crops):
         ref = vae.encode(torch.from_numpy(m5[start : start + frames]).float()[None], frames)
@@ -126,7 +128,7 @@ def test_train_gen_end_to_end(setup, tmp_path):
         assert int(t["n"][first + c]) == frames // 4
 
     # the trained folder is a pipeline
-    from mosa.generate import load
+    from mosa.loading import load
 
     pipe = load(out / "best", device="cpu")
     [motion] = pipe.generate("a person walks forward", seconds=3.0, seed=0)
@@ -135,11 +137,11 @@ def test_train_gen_end_to_end(setup, tmp_path):
     # resume continues to the new step count and reuses the caches
     mtime = cache_file.stat().st_mtime_ns
     argv2 = [*argv[:-1], str(_config(tmp_path, 18)), "--resume"]
-    TG.run(_args(TG.add_arguments, argv2))
+    CG.run(_args(CG.add_arguments, argv2))
     assert (out / "metrics.csv").read_text().splitlines()[-1].startswith("18,")
     assert cache_file.stat().st_mtime_ns == mtime
     with pytest.raises(MosaError, match="already exists"):
-        TG.run(_args(TG.add_arguments, argv))
+        CG.run(_args(CG.add_arguments, argv))
 
     # --init: a new run from those weights; the checkpoint's model config wins over --config
     cfg = tmp_path / "warm.json"
@@ -148,7 +150,7 @@ def test_train_gen_end_to_end(setup, tmp_path):
     warm = tmp_path / "warm"
     argv3 = [*argv[:4], "--out", str(warm), "--device", "cpu", "--config", str(cfg),
              "--init", str(out / "best"), "--balance-by", "m(0)", "--balance-cap", "2"]  # fmt: skip
-    assert TG.run(_args(TG.add_arguments, argv3)) == 0
+    assert CG.run(_args(CG.add_arguments, argv3)) == 0
     assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("2,")  # fresh count
     run_cfg = json.loads((warm / "config.json").read_text())
     assert run_cfg["balance"] == ["m(0)", 0.5, 2]  # recorded with the run
@@ -156,12 +158,12 @@ def test_train_gen_end_to_end(setup, tmp_path):
     train["max_steps"] = 3
     cfg.write_text(json.dumps({"model": {"dim": 48, "heads": 4}, "train": train}))
     argv4 = [*argv3[:10], "--resume"]
-    assert TG.run(_args(TG.add_arguments, argv4)) == 0
+    assert CG.run(_args(CG.add_arguments, argv4)) == 0
     assert (warm / "metrics.csv").read_text().splitlines()[-1].startswith("3,")
     assert json.loads((warm / "config.json").read_text())["balance"] == ["m(0)", 0.5, 2]
     assert TG.resumed_balance(warm, None) == ("m(0)", 0.5, 2)
     with pytest.raises(MosaError, match="was trained with --balance-by 'm\\(0\\)'"):
-        TG.run(_args(TG.add_arguments, [*argv4, "--balance-by", "(m)"]))
+        CG.run(_args(CG.add_arguments, [*argv4, "--balance-by", "(m)"]))
     assert TG.resumed_balance(out, None) is None  # a run without balance stays without
     with pytest.raises(MosaError, match="trained with no --balance-by"):
         TG.resumed_balance(out, ("(m)", 0.5, 8))
@@ -189,7 +191,7 @@ def test_train_gen_errors(setup, tmp_path):
         str(bad),
     ]
     with pytest.raises(MosaError, match="unknown model settings"):
-        TG.run(_args(TG.add_arguments, argv))
+        CG.run(_args(CG.add_arguments, argv))
     argv = [
         "--vae",
         str(tmp_path / "nothing"),
@@ -201,7 +203,7 @@ def test_train_gen_errors(setup, tmp_path):
         "cpu",
     ]
     with pytest.raises(MosaError, match="config.json is missing"):
-        TG.run(_args(TG.add_arguments, argv))
+        CG.run(_args(CG.add_arguments, argv))
 
 
 def test_train_length(setup, tmp_path):
@@ -214,7 +216,7 @@ def test_train_length(setup, tmp_path):
     )
     out = tmp_path / "len"
     argv = ["--data", str(data), "--out", str(out), "--device", "cpu", "--config", str(cfg)]
-    assert TL.run(_args(TL.add_arguments, argv)) == 0
+    assert CL.run(_args(CL.add_arguments, argv)) == 0
     from mosa.models.length import load_length
 
     est = load_length(out / "best")
@@ -239,13 +241,13 @@ def test_balance_repeats_by_hand():
 
 
 def test_dataset_repeats_crops_of_repeated_items():
-    tokens = TG.TokenCache(
+    tokens = TC.TokenCache(
         flat=torch.arange(6, dtype=torch.int32),
         offset=torch.tensor([0, 2, 4, 6]),
         n=torch.tensor([2, 2, 2]),
         item=torch.tensor([0, 1, 1]),  # crop 0 of item 0, crops 1-2 of item 1
     )
-    texts = TG.TextCache(["a", "b"], torch.zeros(2, 4), torch.tensor([0, 1, 2]), torch.zeros(2, 4))
+    texts = TC.TextCache(["a", "b"], torch.zeros(2, 4), torch.tensor([0, 1, 2]), torch.zeros(2, 4))
     data = TG.TokenTextDataset(tokens, texts, [["a"], ["b"]], repeats=[3, 1])
     assert data.crops.tolist() == [0, 0, 0, 1, 2]
     assert len(data) == 5 and data[4]["tokens"].tolist() == [4, 5]

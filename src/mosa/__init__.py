@@ -11,6 +11,6 @@ def load(checkpoint_dir=None, device=None):
     ``pipe = mosa.load(); pipe.generate(["a person waves"])``. Imported lazily so that
     ``import mosa`` stays cheap.
     """
-    from mosa.generate import load as _load
+    from mosa.loading import load as _load
 
     return _load(checkpoint_dir, device=device)

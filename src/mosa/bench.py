@@ -11,8 +11,7 @@ machine hit them alike (``benchmarks/momask_baseline.py``; see docs/speed.md).
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import platform
 import resource
 import statistics
@@ -69,10 +68,10 @@ def random_pipeline(
     seed: int = 0,
 ):
     """A ``Pipeline`` with random weights: SAR of the given size, a default-size CAQ-VAE."""
-    from mosa.generate import Pipeline
     from mosa.models.sar import SARConfig, SARTransformer
     from mosa.models.text import load_text_encoder
     from mosa.models.vae import CAQVAE, VAEConfig
+    from mosa.pipeline import Pipeline
 
     torch.manual_seed(seed)
     enc = load_text_encoder(text_encoder, device)
@@ -125,7 +124,8 @@ def time_interleaved(
 def pipeline_run(pipe, batch: int, frames: int, cfg: float = 3.0) -> RunOnce:
     """One timed generation of ``batch`` motions of ``frames`` frames: text encoding, the K
     SAR steps, decoding + joint recovery (ms each, ``text_ms``/``sar_ms``/``decode_ms``)."""
-    from mosa.generate import _joints, generate_tokens
+    from mosa.pipeline import _joints
+    from mosa.sampling import generate_tokens
 
     dev = pipe.device
     n_tok = pipe.frames_for(frames=frames)
@@ -209,73 +209,55 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-# --------------------------------------------------------------------------------------------
-# CLI
+def run_bench(
+    *,
+    batch: Sequence[int] = (1, 32),
+    frames: int = 196,
+    cfg: float = 3.0,
+    repeats: int = 5,
+    warmup: int = 1,
+    checkpoint: str | os.PathLike | None = None,
+    random_init: bool = False,
+    dim: int = 384,
+    layers: int = 8,
+    heads: int = 6,
+    ff: int = 1024,
+    device: str | None = None,
+    threads: int | None = None,
+    int8: bool = False,
+) -> dict[str, Any]:
+    """Time generation at each ``batch`` size; returns the report (``format_report`` shows it).
 
+    The pipeline is the checkpoint folder's (``mosa.loading.load``), or with ``random_init``
+    one with random weights and a ``dim``/``layers``/``heads``/``ff`` transformer.
+    """
+    from mosa.loading import check_int8_device, default_device, load
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--batch", type=int, nargs="+", default=[1, 32], help="batch sizes to time (default 1 32)"
-    )
-    parser.add_argument("--frames", type=int, default=196, help="motion length (default 196)")
-    parser.add_argument("--cfg", type=float, default=3.0, help="guidance scale (default 3)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per batch size")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
-    parser.add_argument(
-        "--checkpoint", default=None, help="checkpoint folder (default checkpoints/)"
-    )
-    parser.add_argument(
-        "--random-init",
-        action="store_true",
-        help="random weights at --dim/--layers/--heads/--ff (no checkpoint)",
-    )
-    parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--heads", type=int, default=6)
-    parser.add_argument("--ff", type=int, default=1024)
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (use 1 on a machine shared with other jobs: oversubscribed "
-        "threads make every op wait)",
-    )
-    from mosa.generate import add_int8_argument
-
-    add_int8_argument(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from mosa.generate import check_int8_device, default_device, load
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if any(b < 1 for b in args.batch) or args.repeats < 1:
+    if threads:
+        torch.set_num_threads(threads)
+    if any(b < 1 for b in batch) or repeats < 1:
         raise MosaError("--batch and --repeats must be >= 1", "e.g. --batch 1 32 --repeats 5")
-    device = torch.device(args.device) if args.device else default_device()
-    if args.random_init:
-        if args.dim % args.heads:
+    dev = torch.device(device) if device else default_device()
+    if random_init:
+        if dim % heads:
             raise MosaError(
-                f"--dim {args.dim} is not divisible by --heads {args.heads}",
+                f"--dim {dim} is not divisible by --heads {heads}",
                 "pick a dim that is a multiple of heads",
             )
-        check_int8_device(args.int8, device)
-        pipe = random_pipeline(args.dim, args.layers, args.heads, args.ff, device=device)
-        pipe.sar.set_int8(args.int8)
+        check_int8_device(int8, dev)
+        pipe = random_pipeline(dim, layers, heads, ff, device=dev)
+        pipe.sar.set_int8(int8)
     else:
-        pipe = load(args.checkpoint, device, int8=args.int8)
+        pipe = load(checkpoint, dev, int8=int8)
     results = [
-        bench_pipeline(pipe, b, args.frames, cfg=args.cfg, repeats=args.repeats, warmup=args.warmup)
-        for b in args.batch
+        bench_pipeline(pipe, b, frames, cfg=cfg, repeats=repeats, warmup=warmup) for b in batch
     ]
     return {
-        "model": "random-init" if args.random_init else "checkpoint",
-        "int8": bool(args.int8),
+        "model": "random-init" if random_init else "checkpoint",
+        "int8": bool(int8),
         "sar_config": {k: getattr(pipe.sar.config, k) for k in ("dim", "layers", "heads", "ff")},
         "parameters": parameter_counts(pipe),
-        "environment": environment(device),
+        "environment": environment(dev),
         "results": results,
     }
 
@@ -305,19 +287,3 @@ def format_report(report: dict[str, Any]) -> str:
         "growth of the process's peak RSS on CPU)"
     )
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    report = run_bench(args)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mosa bench", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

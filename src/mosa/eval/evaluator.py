@@ -1,7 +1,8 @@
 """The T2M text-motion evaluator: a motion encoder and a text encoder sharing one embedding space.
 
 Architecture of Guo et al. 2022 (and the layer names of their checkpoints, so the official
-weights load into these modules, see :mod:`mosa.eval.t2m`):
+weights load into these modules, see :mod:`mosa.eval.t2m`; either kind loads with
+:func:`mosa.eval.loading.load_evaluator`):
 
 - movement encoder: two 1D convs (kernel 4, stride 2) over the normalised motion features
   without the 4 foot contacts, downsampling time by 4, then a linear layer;
@@ -18,7 +19,9 @@ encoder is pre-trained as an autoencoder and frozen; ours is trained end to end 
 
 from __future__ import annotations
 
+import importlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,11 +297,14 @@ def load_evaluator_checkpoint(path: str | os.PathLike) -> Evaluator:
     return Evaluator(model, stats["mean"], stats["std"], SpacyWordVectors(), name=str(folder))
 
 
-def load_evaluator(spec: str | os.PathLike) -> Evaluator:
-    """Load an evaluator from ``DIR`` (our checkpoint) or ``t2m:PATH`` (the official one)."""
-    spec = str(spec)
-    if spec.startswith("t2m:"):
-        from mosa.eval.t2m import load_t2m_evaluator
-
-        return load_t2m_evaluator(spec[len("t2m:") :])
-    return load_evaluator_checkpoint(spec)
+def __getattr__(name: str):
+    # ``load_evaluator`` moved to mosa.eval.loading (it dispatches to mosa.eval.t2m, which
+    # imports this module); importlib, so this module does not import its own dependant
+    if name == "load_evaluator":
+        warnings.warn(
+            "mosa.eval.evaluator.load_evaluator moved to mosa.eval.loading",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("mosa.eval.loading").load_evaluator
+    raise AttributeError(f"module 'mosa.eval.evaluator' has no attribute {name!r}")

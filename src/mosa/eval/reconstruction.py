@@ -149,7 +149,7 @@ def evaluate_tokenizer(
     """
     from mosa.data.dataset import MotionDataset
     from mosa.models.vae import load_vae
-    from mosa.train.common import choose_device
+    from mosa.train.distributed import choose_device
 
     dev = choose_device(device)
     model, mean, std = load_vae(vae_dir, dev)
@@ -187,40 +187,3 @@ def plot_scale_curve(
         fig.savefig(tmp)
     plt.close(fig)
     return Path(png)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mosa.eval.reconstruction --vae DIR --data DIR [--split test] [--png F]``."""
-    import argparse
-    import json
-    import sys
-
-    p = argparse.ArgumentParser(description="tokenizer reconstruction metrics")
-    p.add_argument("--vae", required=True, help="tokenizer checkpoint folder")
-    p.add_argument("--data", required=True, help="HumanML3D-layout dataset folder")
-    p.add_argument("--split", default="test")
-    p.add_argument("--device", default=None)
-    p.add_argument("--max-items", type=int, default=None)
-    p.add_argument("--json", help="write the results here")
-    p.add_argument("--png", help="write the MPJPE-vs-scales plot here")
-    args = p.parse_args(argv)
-    try:
-        res = evaluate_tokenizer(
-            args.vae, args.data, args.split, device=args.device, max_items=args.max_items
-        )
-    except MosaError as exc:
-        print(f"mosa: error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(res, indent=2) + "\n"
-    if args.json:
-        from mosa.io import atomic_write_text
-
-        atomic_write_text(args.json, text)
-    if args.png:
-        plot_scale_curve(res, args.png)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

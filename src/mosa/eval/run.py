@@ -10,7 +10,7 @@ Rows (each over ``--replications`` passes with fresh random crops and caption ch
 - **Tokenizer reconstruction**: the motions encoded to tokens and decoded by a VAE checkpoint.
 - **mosa (generation)**: motions generated from the captions and lengths by a ``generate``
   callable (plus MultiModality over repeated generations of the same captions); the CLI
-  builds it from a generation pipeline folder (:func:`mosa.generate.load`).
+  builds it from a generation pipeline folder (:func:`mosa.loading.load`).
 
 Per pass, the shuffled loader order is cut into pools of 32 for R-Precision and MM-Dist
 (the last incomplete pool dropped), Diversity draws 300 pairs, and the numbers are reported as
@@ -19,12 +19,11 @@ mean +- 1.96 std / sqrt(replications).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +31,8 @@ from tqdm import tqdm
 
 from mosa.errors import MosaError
 from mosa.eval import metrics as M
-from mosa.eval.evaluator import Evaluator, load_evaluator
-from mosa.io import atomic_write_text
+from mosa.eval.evaluator import Evaluator
+from mosa.eval.loading import load_evaluator
 
 # generate(captions, lengths in frames, seed) -> one raw (un-normalised) (T_i, D) array per
 # caption; motion i should depend only on (caption i, length i, seed + i)
@@ -265,39 +264,7 @@ def markdown_table(summary: dict[str, dict[str, dict]], digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        help="a tokenizer (VAE) checkpoint (row: reconstruction) or a generation pipeline folder "
-        "(rows: reconstruction + generation); default: $MOSA_CHECKPOINTS or checkpoints/, "
-        "when it holds one",
-    )
-    parser.add_argument(
-        "--evaluator",
-        help="our evaluator checkpoint folder (default: evaluator/ in the checkpoint folder), "
-        "or t2m:PATH for the official T2M evaluator files",
-    )
-    parser.add_argument(
-        "--data",
-        default="data/bandai",
-        help="HumanML3D-layout dataset folder (default: %(default)s)",
-    )
-    parser.add_argument("--split", default="test", help="split to evaluate (default: %(default)s)")
-    parser.add_argument("--replications", type=int, default=20, help="passes (default: 20)")
-    parser.add_argument("--json", help="write the full results (every replication) here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws")
-    parser.add_argument("--batch-size", type=int, default=256, help="encoding/generation chunk")
-    parser.add_argument("--mm-samples", type=int, default=100, help="MultiModality captions")
-    parser.add_argument("--mm-repeats", type=int, default=30, help="generations per caption")
-    parser.add_argument("--device", help="device for the generator (default: cuda if available)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    from mosa.generate import add_int8_argument, add_sampling_arguments
-
-    add_int8_argument(parser)
-    add_sampling_arguments(parser)  # default: the checkpoint's pipeline.json
+# ------------------------------------------------------------------- checkpoints -> rows
 
 
 def _kind(folder: Path) -> str | None:
@@ -310,13 +277,13 @@ def _kind(folder: Path) -> str | None:
 
 
 def _is_pipeline(folder: Path) -> bool:
-    from mosa.generate import PIPELINE_FILE
+    from mosa.loading import PIPELINE_FILE
 
     return (folder / PIPELINE_FILE).is_file() or (folder / "sar").is_dir() or _kind(folder) == "sar"
 
 
 def pipeline_generate_fn(pipe, **sampling) -> GenerateFn:
-    """``generate(captions, lengths, seed)`` of a :class:`mosa.generate.Pipeline`.
+    """``generate(captions, lengths, seed)`` of a :class:`mosa.pipeline.Pipeline`.
 
     Lengths are clamped to the generator's supported range; motion i uses seed ``seed + i``.
     ``sampling``: cfg / temperature / top_k / top_p for ``Pipeline.generate`` (None: the
@@ -344,9 +311,9 @@ def load_models(
     A ``vae`` checkpoint gives the reconstruction row; a generation pipeline folder gives the
     generation row and, through its tokenizer, the reconstruction row. Without ``checkpoint``
     the default checkpoint folder is used when it holds either, else no model rows. ``int8``:
-    the generator samples with int8 weights (``mosa.generate.load``).
+    the generator samples with int8 weights (``mosa.loading.load``).
     """
-    from mosa.generate import default_checkpoint_dir
+    from mosa.loading import default_checkpoint_dir
 
     if checkpoint is None:
         folder = default_checkpoint_dir()
@@ -360,7 +327,7 @@ def load_models(
     if kind == "vae":
         return VAERoundTrip(folder), None, folder
     if _is_pipeline(folder):
-        from mosa.generate import load
+        from mosa.loading import load
 
         pipe = load(folder, device, int8=int8)
         recon = VAERoundTrip.from_model(pipe.vae, pipe.mean, pipe.std, str(folder))
@@ -375,70 +342,76 @@ def load_models(
 
 
 def _default_evaluator() -> str:
-    from mosa.generate import default_checkpoint_dir
+    from mosa.loading import default_checkpoint_dir
 
     return str(default_checkpoint_dir() / "evaluator")
 
 
-def evaluate_cli(args: argparse.Namespace) -> dict:
-    """``mosa eval`` without the exit code: prints the table, returns the JSON report."""
+def evaluate_checkpoint(
+    data: str | os.PathLike,
+    split: str = "test",
+    *,
+    evaluator: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    device: str | None = None,
+    int8: bool = False,
+    sampling: dict[str, Any] | None = None,
+    settings: EvalSettings | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The protocol on ``data``'s ``split``: returns the report (``report_text`` shows it).
+
+    ``evaluator``: our evaluator checkpoint folder or ``t2m:PATH`` (default: ``evaluator/`` in
+    the default checkpoint folder); ``checkpoint``: the models, see :func:`load_models`;
+    ``sampling``: cfg / temperature / top_k / top_p of the generator (None: the checkpoint's).
+    """
     from mosa.data.dataset import MotionDataset
 
-    if args.replications < 1:
-        raise MosaError(f"--replications must be at least 1, got {args.replications}")
-    spec = args.evaluator or _default_evaluator()
+    s = settings or EvalSettings()
+    if s.replications < 1:
+        raise MosaError(f"--replications must be at least 1, got {s.replications}")
+    spec = evaluator or _default_evaluator()
     if not _exists_or_t2m(spec):
         raise MosaError(
             f"no evaluator at {spec}",
             "train one with `mosa train evaluator --data DIR --out runs/evaluator` and pass "
             "--evaluator runs/evaluator, or use --evaluator t2m:PATH",
         )
-    evaluator = load_evaluator(spec)
-    dataset = MotionDataset(args.data, args.split, random_crop=True, seed=args.seed)
-    if dataset.feature_dim != evaluator.config.motion_dim:
+    ev = load_evaluator(spec)
+    dataset = MotionDataset(data, split, random_crop=True, seed=s.seed)
+    if dataset.feature_dim != ev.config.motion_dim:
         raise MosaError(
-            f"{args.data} has {dataset.feature_dim}-d features, the evaluator expects "
-            f"{evaluator.config.motion_dim}",
+            f"{data} has {dataset.feature_dim}-d features, the evaluator expects "
+            f"{ev.config.motion_dim}",
             "use an evaluator trained on this kind of features",
         )
-    sampling = {k: getattr(args, k, None) for k in ("cfg", "temperature", "top_k", "top_p")}
-    vae, generate, folder = load_models(args.checkpoint, args.device, int8=args.int8, **sampling)
-    settings = EvalSettings(
-        replications=args.replications, batch_size=args.batch_size, seed=args.seed,
-        mm_samples=args.mm_samples, mm_repeats=args.mm_repeats,
-    )  # fmt: skip
-    results = evaluate(
-        evaluator, dataset, vae=vae, generate=generate, settings=settings,
-        progress=not args.no_progress,
-    )  # fmt: skip
-    summary = summarise(results)
-    print(
-        f"\nT2M metrics on {args.data} [{args.split}], {len(dataset)} motions, "
-        f"{args.replications} replications, evaluator {evaluator.name}"
-        + (f", models from {folder}" if folder else "")
-        + "".join(f", {k} {v}" for k, v in sampling.items() if v is not None)
-        + (", int8 generator" if args.int8 else "")
-    )
-    print(markdown_table(summary))
-    report = {
-        "data": str(args.data),
-        "split": args.split,
+    sampling = dict(sampling or {})
+    vae, generate, folder = load_models(checkpoint, device, int8=int8, **sampling)
+    results = evaluate(ev, dataset, vae=vae, generate=generate, settings=s, progress=progress)
+    return {
+        "data": str(data),
+        "split": split,
         "motions": len(dataset),
-        "evaluator": evaluator.name,
+        "evaluator": ev.name,
         "checkpoint": str(folder) if folder else None,
-        "settings": asdict(settings),
+        "settings": asdict(s),
         "sampling": {k: v for k, v in sampling.items() if v is not None},
-        "int8": bool(args.int8),
-        "rows": summary,
+        "int8": bool(int8),
+        "rows": summarise(results),
     }
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    return report
 
 
-def run(args: argparse.Namespace) -> int:
-    evaluate_cli(args)
-    return 0
+def report_text(report: dict[str, Any]) -> str:
+    """What ``mosa eval`` prints of a report: a blank line, the setup, the Markdown table."""
+    return (
+        f"\nT2M metrics on {report['data']} [{report['split']}], {report['motions']} motions, "
+        f"{report['settings']['replications']} replications, evaluator {report['evaluator']}"
+        + (f", models from {report['checkpoint']}" if report["checkpoint"] else "")
+        + "".join(f", {k} {v}" for k, v in report["sampling"].items())
+        + (", int8 generator" if report["int8"] else "")
+        + "\n"
+        + markdown_table(report["rows"])
+    )
 
 
 def _exists_or_t2m(spec: str) -> bool:

@@ -8,11 +8,11 @@ scored on the test split against matched and shuffled captions (``OUT/test_metri
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -33,33 +33,14 @@ from mosa.eval.evaluator import (
 from mosa.eval.run import REAL, SHUFFLED, EvalSettings, evaluate, markdown_table, summarise
 from mosa.eval.wordvec import SpacyWordVectors, WordVectors, encode_token_batch
 from mosa.io import atomic_write_text
+from mosa.train.rundir import open_run
 
+# what a run writes into OUT (what --force deletes)
+RUN_FILES = ("best", "best.old", "log.csv", "test_metrics.json")
 LOG_FIELDS = (
     "epoch", "step", "train_loss", "val_loss", "val_top1", "val_top2", "val_top3",
     "val_mm_dist", "lr", "seconds",
 )  # fmt: skip
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="HumanML3D-layout dataset folder")
-    parser.add_argument(
-        "--out", required=True, help="run folder (best/, log.csv, test_metrics.json)"
-    )
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
-    parser.add_argument("--batch-size", type=int, default=64, help="pairs per batch (default: 64)")
-    parser.add_argument(
-        "--lr", type=float, default=4e-4, help="AdamW learning rate (default: 4e-4)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument(
-        "--width", type=int, default=128,
-        help="movement/text GRU width, the motion GRU gets twice (default: 128, about 18 min "
-        "on one CPU core for Bandai-Namco; 512 = the official sizes)",
-    )  # fmt: skip
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _batch_inputs(batch: dict, vectors: WordVectors, config: EvaluatorConfig, device):
@@ -98,47 +79,83 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def run(args: argparse.Namespace) -> int:
-    train(args)
-    return 0
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 4e-4,
+    seed: int = 0,
+    width: int = 128,
+    max_minutes: float | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
+    """Train, keep the best epoch in ``OUT/best``; returns the test report.
+
+    ``width``: the movement/text GRU width (the motion GRU gets twice); ``max_minutes``: stop
+    after the epoch that passes this much training time; ``threads``: torch CPU threads.
+    A folder that already holds a run is refused unless ``force`` (delete it, train afresh).
+    """
+    if epochs < 1 or batch_size < 2:
+        raise MosaError("need --epochs >= 1 and --batch-size >= 2")
+    with open_run(out, resume=False, force=force, files=RUN_FILES, can_resume=False) as run:
+        for note in run.notes:
+            print(f"train evaluator: {note}")
+        return _train(
+            data, Path(out), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            width=width, max_minutes=max_minutes, threads=threads, device=device,
+            progress=progress,
+        )  # fmt: skip
 
 
-def train(args: argparse.Namespace) -> dict:
-    """Train, keep the best epoch in ``OUT/best``; returns the test report."""
+def _train(
+    data: str | os.PathLike,
+    out: Path,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    width: int,
+    max_minutes: float | None,
+    threads: int | None,
+    device: str,
+    progress: bool,
+) -> dict:
     from mosa.data.dataset import MotionDataset, collate_motions
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.epochs < 1 or args.batch_size < 2:
-        raise MosaError("need --epochs >= 1 and --batch-size >= 2")
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    progress = not args.no_progress
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
 
-    train_set = MotionDataset(args.data, "train", random_crop=True)  # torch-seeded crops
-    val = MotionDataset(args.data, "val", random_crop=True, seed=args.seed)
-    test = MotionDataset(args.data, "test", random_crop=True, seed=args.seed)
-    if len(train_set) < args.batch_size:
+    train_set = MotionDataset(data, "train", random_crop=True)  # torch-seeded crops
+    val = MotionDataset(data, "val", random_crop=True, seed=seed)
+    test = MotionDataset(data, "test", random_crop=True, seed=seed)
+    if len(train_set) < batch_size:
         raise MosaError(
-            f"the train split has {len(train_set)} motions, less than a batch ({args.batch_size})",
+            f"the train split has {len(train_set)} motions, less than a batch ({batch_size})",
             "lower --batch-size",
         )
-    w = args.width
+    w = width
     config = EvaluatorConfig(
         motion_dim=train_set.feature_dim, movement_hidden=w, movement_dim=w, motion_hidden=2 * w,
         text_hidden=w, max_motion_length=train_set.max_len,
     )  # fmt: skip
-    model = TextMotionEvaluator(config).to(args.device)
+    model = TextMotionEvaluator(config).to(device)
     vectors = SpacyWordVectors()
     evaluator = Evaluator(model, train_set.mean, train_set.std, vectors, name=str(out / "best"))
     loader = DataLoader(
-        train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
-        collate_fn=collate_motions, generator=torch.Generator().manual_seed(args.seed),
+        train_set, batch_size=batch_size, shuffle=True, drop_last=True,
+        collate_fn=collate_motions, generator=torch.Generator().manual_seed(seed),
     )  # fmt: skip
-    val_loader = DataLoader(val, batch_size=args.batch_size, collate_fn=collate_motions)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
-    val_settings = EvalSettings(replications=3, seed=args.seed)
+    val_loader = DataLoader(val, batch_size=batch_size, collate_fn=collate_motions)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
+    val_settings = EvalSettings(replications=3, seed=seed)
     print(
         f"evaluator: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
         f"train {len(train_set)}, val {len(val)}, test {len(test)} motions"
@@ -146,12 +163,12 @@ def train(args: argparse.Namespace) -> dict:
 
     log: list[dict] = []
     best, step, start = -1.0, 0, time.time()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
         for batch in bar:
-            loss = _loss(model, _batch_inputs(batch, vectors, config, args.device))
+            loss = _loss(model, _batch_inputs(batch, vectors, config, device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -179,8 +196,8 @@ def train(args: argparse.Namespace) -> dict:
                 "epoch": epoch,
                 "step": step,
                 "val": real,
-                "data": str(args.data),
-                "seed": args.seed,
+                "data": str(data),
+                "seed": seed,
             }
             save_evaluator(out / "best", model, train_set.mean, train_set.std, meta=meta)
         print(
@@ -188,14 +205,14 @@ def train(args: argparse.Namespace) -> dict:
             f"R@1/2/3 {real['top1']:.3f}/{real['top2']:.3f}/{real['top3']:.3f} "
             f"MM-Dist {real['mm_dist']:.3f}" + ("  * best" if improved else "")
         )
-        if args.max_minutes and time.time() - start > 60 * args.max_minutes:
-            print(f"time budget of {args.max_minutes} min reached after epoch {epoch}")
+        if max_minutes and time.time() - start > 60 * max_minutes:
+            print(f"time budget of {max_minutes} min reached after epoch {epoch}")
             break
 
     # final report: the best checkpoint on the test split, matched vs shuffled captions
     best_eval = load_evaluator_checkpoint(out / "best")
-    best_eval.model.to(args.device)
-    test_settings = EvalSettings(replications=10, seed=args.seed)
+    best_eval.model.to(device)
+    test_settings = EvalSettings(replications=10, seed=seed)
     summary = summarise(evaluate(best_eval, test, settings=test_settings, progress=progress))
     print(f"\ntest split ({len(test)} motions, {test_settings.replications} replications):")
     print(markdown_table(summary))

@@ -21,10 +21,9 @@ a constant per layer, computed once and kept until the weights change.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ from torch import nn
 
 from mosa.checkpoint import load_model, save_checkpoint
 from mosa.errors import MosaError
-
-PAD_TOKEN = -1  # same value as mosa.models.quantizer.PAD_TOKEN
+from mosa.models.int8 import Linear, int8_available
+from mosa.models.scale_layout import PAD_TOKEN, ScaleLayout, sinusoid
 
 
 @dataclass
@@ -57,147 +56,7 @@ class SARConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# layout of the padded scale blocks
-
-
-@dataclass
-class ScaleLayout:
-    """Where each scale's tokens sit in the padded sequence of a batch.
-
-    ``lens (B, K)``: per-sample scale lengths; block k spans ``offsets[k]:offsets[k+1]`` and is
-    ``widths[k] = lens[:, k].max()`` wide. ``valid (B, S)`` marks real tokens, ``scale_id (S,)``
-    the scale of each position, ``frac (B, S)`` the position within its scale in (0, 1).
-    """
-
-    lens: torch.Tensor
-    widths: list[int] = field(init=False)
-    offsets: list[int] = field(init=False)
-    valid: torch.Tensor = field(init=False)
-    scale_id: torch.Tensor = field(init=False)
-    frac: torch.Tensor = field(init=False)
-
-    def __post_init__(self):
-        lens = self.lens.long().cpu()
-        self.lens = lens
-        self.widths = [int(w) for w in lens.max(dim=0).values]
-        self.offsets = [0]
-        for w in self.widths:
-            self.offsets.append(self.offsets[-1] + w)
-        valid, scale_id, frac = [], [], []
-        for k, w in enumerate(self.widths):
-            i = torch.arange(w)
-            n_k = lens[:, k : k + 1]
-            valid.append(i[None] < n_k)
-            scale_id.append(torch.full((w,), k))
-            frac.append((i[None] + 0.5) / n_k.clamp(min=1))  # cell centres, as in interpolation
-        self.valid = torch.cat(valid, dim=1)
-        self.scale_id = torch.cat(scale_id)
-        self.frac = torch.cat(frac, dim=1).float()
-
-    @property
-    def batch(self) -> int:
-        return self.lens.shape[0]
-
-    @property
-    def num_scales(self) -> int:
-        return self.lens.shape[1]
-
-    @property
-    def length(self) -> int:
-        return self.offsets[-1]
-
-    def block(self, k: int) -> slice:
-        return slice(self.offsets[k], self.offsets[k + 1])
-
-    def attn_mask(self, upto: int | None = None) -> torch.Tensor:
-        """Block-causal mask ``(B, 1, S, S)``: query sees key iff key scale <= query scale and the
-        key is a real token. Every query sees its sample's first-scale token, so no row is empty.
-        """
-        s = self.scale_id
-        causal = s[None, :] <= s[:, None]  # (S_q, S_k)
-        return (causal[None] & self.valid[:, None, :]).unsqueeze(1)
-
-    def repeat(self, times: int) -> ScaleLayout:
-        """The same layout for a batch repeated ``times`` (e.g. conditional + unconditional)."""
-        return ScaleLayout(self.lens.repeat(times, 1))
-
-    def pack(self, per_scale: list[torch.Tensor], fill: int = PAD_TOKEN) -> torch.Tensor:
-        """Concatenate K per-scale tensors ``(B, w, ...)`` padded/cropped to this layout."""
-        out = []
-        for k, t in enumerate(per_scale):
-            w = self.widths[k]
-            if t.shape[1] < w:
-                pad = t.new_full((t.shape[0], w - t.shape[1], *t.shape[2:]), fill)
-                t = torch.cat([t, pad], dim=1)
-            out.append(t[:, :w])
-        return torch.cat(out, dim=1)
-
-
-def sinusoid(x: torch.Tensor, dim: int, min_freq: float, max_freq: float) -> torch.Tensor:
-    """Sinusoidal features of ``x (...)`` -> ``(..., dim)``, geometric angular frequencies."""
-    half = dim // 2
-    freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), half, device=x.device))
-    ang = x.float().unsqueeze(-1) * freqs
-    out = torch.cat([ang.sin(), ang.cos()], dim=-1)
-    return F.pad(out, (0, dim - 2 * half))
-
-
-# --------------------------------------------------------------------------------------------
 # transformer
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` with a faster inference path on the CPU (no autograd): a scale step runs a
-    few rows at a time, so the weight's memory traffic dominates.
-
-    By default it multiplies by a cached contiguous ``(in, out)`` copy of the weight, which MKL's
-    GEMM streams faster than the transposed view of ``(out, in)``. With ``int8`` set (see
-    ``SARTransformer.set_int8``) it uses a cached int8 copy (symmetric, per output channel) and
-    quantizes the input rows on the fly (fbgemm's dynamic int8 linear): a quarter of the weight
-    traffic and twice the arithmetic rate, at ~1-2% relative error per layer. The input's
-    scale is one per call (per tensor), so a row's output then depends a little on the other
-    rows of the call: batched motions are no longer independent of each other. Same parameters
-    and state dict as ``nn.Linear``; the cached copy is rebuilt whenever the weight or bias is
-    modified in place or replaced, or the mode changes."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.int8 = False
-        self._copy_key: tuple | None = None
-        self._copy: Any = None  # fp32 (out, in) view of an (in, out) copy, or packed int8
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        if torch.is_grad_enabled() or not w.is_cpu:
-            return F.linear(x, w, self.bias)
-        b = self.bias
-        bkey = (-1, 0) if b is None else (b._version, b.data_ptr())
-        key = (self.int8, w._version, w.data_ptr(), *bkey)
-        if self._copy_key != key:
-            with torch.inference_mode(False), torch.no_grad():  # usable in and out of it
-                self._copy = _pack_int8(w, b) if self.int8 else w.detach().t().contiguous().t()
-            self._copy_key = key
-        if self.int8:  # fbgemm wants 2-D rows; reduce_range: AVX2's 16-bit sums cannot overflow
-            y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]), self._copy, True)
-            return y.view(*x.shape[:-1], y.shape[-1])
-        return F.linear(x, self._copy, b)
-
-
-def int8_available() -> bool:
-    """Whether this PyTorch build has the fbgemm int8 kernels ``Linear`` uses."""
-    engines = torch.backends.quantized.supported_engines
-    return hasattr(torch.ops.quantized, "linear_dynamic") and bool({"fbgemm", "x86"} & set(engines))
-
-
-def _pack_int8(w: torch.Tensor, b: torch.Tensor | None) -> Any:
-    """``w (out, in)`` -> fbgemm's packed int8 weight (per-channel symmetric scales)."""
-    w = w.detach().float()
-    scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-8).double()
-    zero = torch.zeros(w.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():  # deprecated in favour of torchao, still in torch 2.13
-        warnings.simplefilter("ignore", UserWarning)
-        q = torch.quantize_per_channel(w, scale, zero, 0, torch.qint8)
-    return torch.ops.quantized.linear_prepack(q, None if b is None else b.detach().float())
 
 
 class SelfAttention(nn.Module):
@@ -626,60 +485,6 @@ def _init_weights(m: nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# sampling
-
-
-def filter_logits(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-) -> torch.Tensor:
-    """Temperature, top-k and nucleus (top-p) filtering of ``(..., V)`` logits (-inf = removed)."""
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / max(temperature, 1e-6)
-    V = logits.shape[-1]
-    if top_k is not None and 0 < top_k < V:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0.0 < top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        # drop a token once the mass before it already reaches top_p (the top one always stays)
-        drop_sorted = (probs.cumsum(-1) - probs) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def sample_tokens(
-    logits: torch.Tensor,
-    generators: list[torch.Generator],
-    valid: torch.Tensor,
-    greedy: bool = False,
-) -> torch.Tensor:
-    """Draw one token per position from filtered ``logits (B, w, V)``.
-
-    Sample b uses only ``generators[b]`` and draws exactly ``valid[b].sum()`` uniforms, so its
-    tokens do not depend on the rest of the batch. Padded positions get ``PAD_TOKEN``.
-    """
-    B, w, V = logits.shape
-    valid = valid.to(logits.device)
-    if greedy:
-        return logits.argmax(-1).masked_fill(~valid, PAD_TOKEN)
-    # per-sample uniforms from per-sample generators, then one batched inverse-CDF lookup
-    u = torch.zeros(B, w, device=logits.device)
-    for b in range(B):
-        n = int(valid[b].sum())
-        g = generators[b]
-        u[b, :n] = torch.rand(n, generator=g, device=g.device).to(logits.device)
-    cdf = logits.softmax(-1).cumsum(-1)
-    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True)
-    return idx.squeeze(-1).clamp_(max=V - 1).masked_fill(~valid, PAD_TOKEN)
-
-
-# --------------------------------------------------------------------------------------------
 # checkpoints
 
 
@@ -697,3 +502,13 @@ def save_sar(
 def load_sar(path: str | os.PathLike, device: str | torch.device = "cpu") -> SARTransformer:
     """Load a SAR checkpoint folder in eval mode."""
     return load_model(path, SARTransformer, SARConfig, KIND, device)[0]
+
+
+def __getattr__(name: str):
+    # 0.2: token filtering and drawing moved to mosa.sampling, beside the loop that uses them
+    if name in ("filter_logits", "sample_tokens"):
+        import importlib
+
+        warnings.warn(f"mosa.models.sar.{name} moved to mosa.sampling", DeprecationWarning, 2)
+        return getattr(importlib.import_module("mosa.sampling"), name)
+    raise AttributeError(f"module 'mosa.models.sar' has no attribute {name!r}")

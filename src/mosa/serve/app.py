@@ -13,9 +13,10 @@ message and a hint; nothing a client sends stops the server.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
+import math
+import numbers
 import socket
 import sys
 from contextlib import asynccontextmanager
@@ -30,25 +31,26 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mosa.errors import MosaError
-from mosa.generate import Pipeline, add_pipeline_arguments
+from mosa.pipeline import Pipeline
+from mosa.requests import MAX_SEED
 from mosa.serve.batcher import MicroBatcher, QueueFull
-from mosa.serve.engine import (
-    EXAMPLES,
-    MAX_SAMPLES,
-    EditUnavailable,
-    Engine,
-    result_json,
-    skeleton_info,
-)
+from mosa.serve.engine import EXAMPLES, MAX_SAMPLES, Engine, result_json, skeleton_info
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BATCH_WINDOW_MS = 60_000  # a longer wait for company would stall every request
 log = logging.getLogger("mosa.serve")
+
+
+# a seed is a JSON integer (not true, 1.5 or "7"); its range is the library's (check_seed)
+_SEED = f"0-{MAX_SEED}"
 
 
 class GenerateRequest(BaseModel):
     text: str = Field(max_length=10_000, description="what the motion shows (<= 300 characters)")
     seconds: float | None = Field(None, description="length; null: the length estimator picks")
-    seed: int | None = Field(None, description="seed of the first sample; null: random")
+    seed: int | None = Field(
+        None, strict=True, description=f"seed of the first sample ({_SEED}); null: random"
+    )
     num_samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="motions for this prompt")
     cfg: float | None = Field(None, description="guidance scale; null: checkpoint default")
     previews: bool = Field(False, description="add joints after each scale (coarse-to-fine)")
@@ -60,7 +62,7 @@ class EditRequest(BaseModel):
     text: str = Field(max_length=10_000, description="what the regenerated span shows")
     start: float = Field(description="span start, seconds")
     end: float = Field(description="span end, seconds")
-    seed: int | None = None
+    seed: int | None = Field(None, strict=True, description=f"seed ({_SEED}); null: random")
 
 
 def create_app(
@@ -72,11 +74,7 @@ def create_app(
     checkpoint: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``pipe``. Its lifespan starts and stops the batcher."""
-    for name, value, low in (("max-batch", max_batch, 1), ("queue-size", queue_size, 1)):
-        if int(value) < low:
-            raise MosaError(f"--{name} must be >= {low}, got {value}", f"pass --{name} 1 or more")
-    if batch_window_ms < 0:
-        raise MosaError(f"--batch-window-ms must be >= 0, got {batch_window_ms}", "pass e.g. 10")
+    check_settings(max_batch, batch_window_ms, queue_size)
     engine = Engine(pipe, checkpoint=checkpoint)
     batcher = MicroBatcher(
         engine.process,
@@ -106,14 +104,18 @@ def create_app(
             req.text, req.seconds, req.seed, req.num_samples, req.cfg, req.previews
         )
         result = await batcher.submit(job)
-        return JSONResponse(await run_in_threadpool(result_json, result, job.text, req.bvh))
+        payload = await run_in_threadpool(result_json, result, job.text, req.bvh)
+        payload["vocabulary"] = await run_in_threadpool(engine.vocabulary, job.text)
+        return JSONResponse(payload)
 
     @app.post("/api/edit")
     async def edit(req: EditRequest) -> JSONResponse:
         """Regenerate the span ``start``-``end`` seconds of ``joints`` from ``text``."""
         job = engine.edit_job(req.joints, req.text, req.start, req.end, req.seed)
         result = await batcher.submit(job, batchable=False)
-        return JSONResponse(await run_in_threadpool(result_json, result, job.text))
+        payload = await run_in_threadpool(result_json, result, job.text)
+        payload["vocabulary"] = await run_in_threadpool(engine.vocabulary, job.text)
+        return JSONResponse(payload)
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -144,6 +146,26 @@ def create_app(
     return app
 
 
+def check_settings(max_batch: Any, batch_window_ms: Any, queue_size: Any) -> None:
+    """``MosaError`` naming the flag unless the batching settings are usable: whole numbers
+    >= 1 for ``max_batch`` and ``queue_size``, a number 0-MAX_BATCH_WINDOW_MS for the window."""
+    for name, value in (("max-batch", max_batch), ("queue-size", queue_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise MosaError(
+                f"--{name} must be a whole number >= 1, got {value!r}", f"pass --{name} 1 or more"
+            )
+    window = batch_window_ms
+    if (
+        isinstance(window, bool)
+        or not isinstance(window, numbers.Real)
+        or not (math.isfinite(window) and 0 <= window <= MAX_BATCH_WINDOW_MS)
+    ):
+        raise MosaError(
+            f"--batch-window-ms must be a number 0-{MAX_BATCH_WINDOW_MS}, got {window!r}",
+            "pass e.g. --batch-window-ms 10",
+        )
+
+
 def _add_error_handlers(app: FastAPI, batcher: MicroBatcher) -> None:
     @app.exception_handler(MosaError)
     async def _mosa_error(request: Request, exc: MosaError) -> JSONResponse:
@@ -169,17 +191,6 @@ def _add_error_handlers(app: FastAPI, batcher: MicroBatcher) -> None:
             headers={"Retry-After": str(exc.retry_after)},
         )
 
-    @app.exception_handler(EditUnavailable)
-    async def _no_edit(request: Request, exc: EditUnavailable) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": "span editing is not available in this version (mosa.edit.edit_span "
-                "is missing)",
-                "hint": "update mosa; /api/generate works",
-            },
-            status_code=501,
-        )
-
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request %s failed", request.url.path)
@@ -189,28 +200,7 @@ def _add_error_handlers(app: FastAPI, batcher: MicroBatcher) -> None:
         )
 
 
-# -- CLI -----------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    add_pipeline_arguments(parser)
-    parser.add_argument(
-        "--max-batch", type=int, default=16, help="requests per generator call (default 16)"
-    )
-    parser.add_argument(
-        "--batch-window-ms",
-        type=float,
-        default=10.0,
-        help="how long to collect requests into a batch (default 10)",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=int,
-        default=64,
-        help="waiting requests before answering 503 (default 64)",
-    )
+# -- address check (before the slow model load) ----------------------------------------------
 
 
 def check_address(host: str, port: int) -> None:
@@ -239,24 +229,3 @@ def check_address(host: str, port: int) -> None:
             "has no authentication",
             file=sys.stderr,
         )
-
-
-def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from mosa.generate import load_from_args
-
-    if not 0 < args.port < 65536:
-        raise MosaError(f"--port must be 1-65535, got {args.port}", "pass e.g. --port 8000")
-    check_address(args.host, args.port)  # before the slow model load
-    pipe = load_from_args(args)
-    app = create_app(
-        pipe,
-        max_batch=args.max_batch,
-        batch_window_ms=args.batch_window_ms,
-        queue_size=args.queue_size,
-        checkpoint=str(args.checkpoint) if args.checkpoint else None,
-    )
-    print(f"mosa: serving on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0

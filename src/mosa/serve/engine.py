@@ -19,12 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosa.edit import edit_span
 from mosa.errors import MosaError
-from mosa.generate import MAX_TEXT_CHARS, GeneratedMotion, GenerationRequest, Pipeline
 from mosa.motion.skeleton import JOINT_NAMES, KINEMATIC_CHAINS, PARENTS
+from mosa.pipeline import GeneratedMotion, Pipeline
+from mosa.requests import MAX_TEXT_CHARS, GenerationRequest, check_seed
 
 MAX_SAMPLES = 8
-MAX_SEED = 2**31 - 1
+# seeds a client may send follow the library's rule (``mosa.requests.check_seed``: whole
+# numbers 0..MAX_SEED, with room for seed + i of each sample); seeds drawn for a request
+# without one stay below RANDOM_SEEDS, short enough to read back and type in
+RANDOM_SEEDS = 2**31
 # what the shipped model (trained on Bandai-Namco) knows: contents x styles
 EXAMPLES = (
     "a person walks forward happily",
@@ -69,10 +74,6 @@ class Result:
     previews: list[np.ndarray | None]
 
 
-class EditUnavailable(Exception):
-    """``mosa.edit.edit_span`` is not there (yet)."""
-
-
 class Engine:
     """A loaded ``Pipeline`` plus the request checks and the batch runner.
 
@@ -101,8 +102,8 @@ class Engine:
                 f"num_samples must be 1-{MAX_SAMPLES}, got {num_samples}",
                 "ask for fewer samples per request",
             )
-        if seed is not None and not 0 <= int(seed) <= MAX_SEED:
-            raise MosaError(f"seed must be 0-{MAX_SEED}, got {seed}", "pick a smaller seed")
+        if seed is not None:
+            seed = check_seed(seed, int(num_samples))
         # text, length, cfg and the seed draw: the pipeline's own checks and defaults
         [r] = self.pipe.resolve([GenerationRequest(text, seconds=seconds, seed=seed, cfg=cfg)])
         return GenerateJob(r.text, r.n, r.seed, int(num_samples), r.cfg, bool(previews))
@@ -110,8 +111,6 @@ class Engine:
     def edit_job(
         self, joints: Any, text: str, start: float, end: float, seed: int | None = None
     ) -> EditJob:
-        if _edit_function() is None:
-            raise EditUnavailable
         text = self.pipe.check_text(text)
         try:
             arr = np.asarray(joints, dtype=np.float32)
@@ -132,7 +131,7 @@ class Engine:
             )
         if not (np.isfinite(start) and np.isfinite(end)):
             raise MosaError("span start/end must be finite numbers", "pick start < end")
-        seed = random.SystemRandom().randrange(MAX_SEED) if seed is None else int(seed)
+        seed = random.SystemRandom().randrange(RANDOM_SEEDS) if seed is None else check_seed(seed)
         return EditJob(text, arr, float(start), float(end), seed)
 
     # -- the model (worker thread) -----------------------------------------------------------
@@ -169,16 +168,15 @@ class Engine:
         return results
 
     def _edit(self, job: EditJob) -> Result:
-        fn = _edit_function()
-        if fn is None:
-            raise EditUnavailable
-        out = fn(self.pipe, job.joints, job.text, job.start, job.end, seed=job.seed)
-        if isinstance(out, list | tuple):
-            out = out[0]
-        if not isinstance(out, GeneratedMotion):
-            joints = np.asarray(out, dtype=np.float32)
-            out = GeneratedMotion(job.text, job.seed, joints, np.zeros((len(joints), 0)))
+        out = edit_span(self.pipe, job.joints, job.text, job.start, job.end, seed=job.seed)
         return Result([out], [None])
+
+    def vocabulary(self, text: str) -> dict[str, Any] | None:
+        """How close ``text`` is to the training captions (``Pipeline.vocabulary_reports``):
+        ``known``, ``score``, ``nearest`` actions and a ``message`` when it is far; None when
+        the checkpoint records no vocabulary."""
+        [report] = self.pipe.vocabulary_reports([text])
+        return None if report is None else report.to_dict()
 
     # -- info ----------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -196,7 +194,7 @@ class Engine:
             "edit_defaults": dict(pipe.edit_defaults),
             "max_text_chars": MAX_TEXT_CHARS,
             "max_samples": MAX_SAMPLES,
-            "edit": _edit_function() is not None,
+            "edit": True,
         }
 
 
@@ -218,14 +216,6 @@ def scale_previews(pipe: Pipeline, motion: GeneratedMotion) -> np.ndarray:
         prefixes = [quantizer.decode(tokens[: k + 1], n) for k in range(len(tokens))]
         feats = pipe.decode_latent(torch.cat(prefixes), n.repeat(len(tokens)))
     return np.stack([np.asarray(recover_joints(f), dtype=np.float32) for f in feats])
-
-
-def _edit_function() -> Callable | None:
-    try:
-        from mosa.edit import edit_span
-    except ImportError:
-        return None
-    return edit_span
 
 
 def _guard(fn: Callable) -> Any:

@@ -1,12 +1,13 @@
 """Training infrastructure shared by ``mosa train vae`` / ``gen`` / ``evaluator``.
 
 - ``TrainConfig``: optimisation and bookkeeping settings (JSON section ``"train"``).
-- seeding, device choice, distributed setup from torchrun's env vars (gloo on CPU, NCCL on GPU),
-  warm-up + cosine LR, gradient clipping, bf16/fp16 autocast on GPU.
+- warm-up + cosine LR, gradient clipping, bf16/fp16 autocast on GPU (seeding, device choice and
+  distributed setup from torchrun's env vars: ``mosa.train.distributed``).
 - ``MetricsLogger``: a CSV of step, epoch, lr, losses, val metrics and wall time.
 - ``Trainer``: the loop. Periodic atomic ``out/last`` checkpoints hold the model plus
-  optimizer / step / RNG state (safetensors + JSON, no pickle); ``out/best`` follows the
-  validation metric; ``resume()`` continues exactly where ``last`` stopped.
+  optimizer / step / RNG state (safetensors + JSON, no pickle: ``mosa.train.state``), the one
+  before stays as ``out/last.prev``; ``out/best`` follows the validation metric; ``resume()``
+  continues exactly where the newest intact copy stopped.
 
 Exact resume: batches come from a ``DistributedSampler`` order that depends only on
 (seed, epoch), and the global RNGs are re-seeded from (seed, rank, step) before every step, so
@@ -16,8 +17,8 @@ interrupted before ``s``. Items are loaded in the main process for the same reas
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import inspect
@@ -36,20 +37,25 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
-from mosa.checkpoint import (
-    WEIGHTS_FILE,
-    config_from_dict,
-    load_extra_tensors,
-    read_checkpoint_config,
-)
+from mosa.checkpoint import config_from_dict
 from mosa.errors import MosaError
-from mosa.io import atomic_write_text, resolve_checkpoint_dir
+from mosa.io import atomic_write_text
+from mosa.train.distributed import DistEnv, step_seed
+from mosa.train.state import (
+    OPTIMIZER_FILE,
+    ResumePoint,
+    find_resume_point,
+    keep_previous,
+    load_optimizer_state,
+    optimizer_state,
+    rng_state,
+    set_rng_state,
+)
 
 
 @dataclass
@@ -83,75 +89,6 @@ class TrainConfig:
                 "fix the train section of the config",
             )
         return cfg
-
-
-# --------------------------------------------------------------------------------------------
-# seeding, devices, distributed
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    seed = int(seed) % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """A seed that depends only on (seed, rank, step), well mixed."""
-    return int(np.random.SeedSequence([int(seed), int(rank), int(step)]).generate_state(1)[0])
-
-
-def choose_device(name: str | None = None) -> torch.device:
-    """``name`` if given (checked), else cuda when available, else cpu."""
-    if not name or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MosaError(f"unknown device {name!r}", "use cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MosaError(f"device {name} requested but CUDA is not available", "use --device cpu")
-    return device
-
-
-@dataclass
-class DistEnv:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def init_distributed(device_name: str | None = None) -> tuple[DistEnv, torch.device]:
-    """Join the process group torchrun describes (``WORLD_SIZE``/``RANK``/``LOCAL_RANK``).
-
-    Without those variables this is a single process. NCCL on GPU (one device per local rank),
-    gloo on CPU.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistEnv(), choose_device(device_name)
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local), device
-
-
-def cleanup_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,69 +170,6 @@ def _fmt(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.6g}"
     return v
-
-
-# --------------------------------------------------------------------------------------------
-# optimizer / RNG state as tensors + JSON
-
-
-def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into safetensors-able tensors and JSON metadata."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, state in sd["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value
-            else:
-                scalars[f"{pid}.{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def load_optimizer_state(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in {**tensors, **meta.get("scalars", {})}.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """This process's torch / numpy / python RNG states (tensors, JSON)."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda{i}"] = s
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    tensors["numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
-    py = random.getstate()
-    meta = {
-        "numpy": [kind, int(pos), int(has_gauss), float(cached)],
-        "python": [py[0], list(py[1]), py[2]],
-    }
-    return tensors, meta
-
-
-def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
-    kind, pos, has_gauss, cached = meta["numpy"]
-    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, state, gauss = meta["python"]
-    random.setstate((version, tuple(state), gauss))
-
-
-def load_training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(model state dict, payload)`` of a checkpoint folder written by ``Trainer``."""
-    folder = resolve_checkpoint_dir(path)
-    payload = read_checkpoint_config(folder)
-    if "trainer" not in payload.get("meta", {}):
-        raise MosaError(f"{folder} holds no training state", "resume from an out/last folder")
-    return load_file(str(folder / WEIGHTS_FILE)), payload
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,11 +267,8 @@ class Trainer:
             "rng": rng_meta,
             "train_config": dataclasses.asdict(self.cfg),
         }
-        self.save_fn(
-            self.out / "last",
-            meta=meta,
-            extra_tensors={"optimizer": opt_tensors, "rng": rng_tensors},
-        )
+        last = keep_previous(self.out / "last")  # last.prev: what a damaged last falls back to
+        self.save_fn(last, meta=meta, extra_tensors={"optimizer": opt_tensors, "rng": rng_tensors})
 
     def save_best(self, metrics: dict[str, float]) -> None:
         if self.env.is_main:
@@ -412,24 +283,34 @@ class Trainer:
         """Write the run's settings to ``out/config.json`` (what was trained, on what data)."""
         atomic_write_text(self.out / "config.json", json.dumps(settings, indent=2) + "\n")
 
-    def resume(self) -> bool:
-        """Restore ``out/last`` if it exists (model, optimizer, counters, RNG); True if done."""
-        last = resolve_checkpoint_dir(self.out / "last")
-        if not (last / WEIGHTS_FILE).is_file():
+    def resume(self, point: ResumePoint | None = None) -> bool:
+        """Continue from ``point`` (``find_resume_point``; None: look for one in ``out``,
+        checked against this trainer's model): model, optimizer, counters, RNG. False when
+        the folder holds no checkpoint yet (the run starts at step 0)."""
+        if point is None:
+            point = find_resume_point(  # each copy is checked on a model of its own
+                self.out, lambda config: copy.deepcopy(self.model), is_main=self.env.is_main
+            )
+        if point is None:
+            self.metrics.truncate(0)  # rows of a run stopped before its first checkpoint
             return False
-        state, payload = load_training_checkpoint(last)
-        self.model.load_state_dict(state)
-        meta = payload["meta"]
-        opt = load_extra_tensors(last, "optimizer") or {}
-        load_optimizer_state(self.optimizer, opt, meta["optimizer"])
+        if point.model is not self.model:
+            self.model.load_state_dict(point.model.state_dict())
+        meta = point.payload["meta"]
+        try:
+            load_optimizer_state(self.optimizer, point.optimizer, meta["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise MosaError(
+                f"{point.folder / OPTIMIZER_FILE} does not fit this run's optimizer ({exc})",
+                "resume with the settings the run was started with, or start afresh with --force",
+            ) from None
         t = meta["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         self.best, self.best_step, self.elapsed = t["best"], t["best_step"], t["elapsed_s"]
         if self.scaler and t.get("scaler"):
             self.scaler.load_state_dict(t["scaler"])
-        rng = load_extra_tensors(last, "rng")
-        if rng is not None and self.env.is_main:
-            set_rng_state(rng, meta["rng"])
+        if self.env.is_main:
+            set_rng_state(point.rng, meta["rng"])
         self.metrics.truncate(self.step)
         return True
 
@@ -632,21 +513,3 @@ def report_done(summary: dict[str, Any], out: str | os.PathLike, metric: str, fm
         f"done: {summary['step']} steps; best {metric} {best_text}; "
         f"checkpoints in {out}/best and {out}/last"
     )
-
-
-def module_main(
-    prog: str,
-    description: str | None,
-    add_arguments: Callable[[argparse.ArgumentParser], None],
-    run: Callable[[argparse.Namespace], int],
-    argv: list[str] | None = None,
-) -> int:
-    """``python -m mosa.train.X`` entry point: the same flags and error handling as the CLI."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except MosaError as exc:
-        print(f"mosa: error: {exc}", file=sys.stderr)
-        return 2

@@ -2,10 +2,10 @@
 
 The frozen VAE encodes every training motion once (several crops per motion for variety) and
 the frozen text encoder encodes every caption once; both are cached under ``OUT/cache`` and
-reused while the tokenizer, data and encoder are unchanged. Each step draws one caption per
-crop, builds the teacher-forcing inputs of all K scales with the tokenizer's quantizer and
-trains all scales in one pass (cross-entropy over the codebook), dropping the text of
-``cond_drop`` of the samples for classifier-free guidance.
+reused while the tokenizer, data and encoder are unchanged (``mosa.train.caches``). Each step
+draws one caption per crop, builds the teacher-forcing inputs of all K scales with the
+tokenizer's quantizer and trains all scales in one pass (cross-entropy over the codebook),
+dropping the text of ``cond_drop`` of the samples for classifier-free guidance.
 
 Writes ``OUT/last`` (weights + optimizer/step/RNG state), ``OUT/best`` (lowest validation
 loss), ``OUT/metrics.csv`` and ``OUT/config.json``; ``best`` and ``last`` also hold a
@@ -15,29 +15,23 @@ Runs under ``torchrun`` (DDP) like ``mosa train vae``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
-from mosa.checkpoint import CONFIG_FILE, config_from_dict
+from mosa.checkpoint import config_from_dict
 from mosa.errors import MosaError
-from mosa.io import atomic_path, atomic_write_text
+from mosa.io import atomic_write_text
 from mosa.models.quantizer import PAD_TOKEN, scale_lengths
+from mosa.models.sar import KIND as SAR_KIND
 from mosa.models.sar import (
     SARConfig,
     SARTransformer,
@@ -46,18 +40,14 @@ from mosa.models.sar import (
     sar_loss,
     save_sar,
 )
-from mosa.train.common import (
-    TrainConfig,
-    Trainer,
-    cleanup_distributed,
-    init_distributed,
-    load_training_checkpoint,
-    module_main,
-    read_json_config,
-    report_done,
-)
+from mosa.pipeline import check_compatible
+from mosa.requests import DEFAULTS, EDIT_DEFAULTS
+from mosa.train.caches import TextCache, TokenCache, build_text_cache, build_token_cache
+from mosa.train.common import TrainConfig, Trainer, read_json_config
+from mosa.train.distributed import cleanup_distributed, init_distributed
+from mosa.train.rundir import open_run
+from mosa.train.state import find_resume_point
 
-CACHE_VERSION = 1
 # generator defaults where they differ from TrainConfig's (which are the tokenizer's)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "max_steps": 50000,
@@ -70,195 +60,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 
 # --------------------------------------------------------------------------------------------
-# caches: tokens of motion crops, features of captions
-
-
-def crop_windows(
-    length: int, max_len: int, min_len: int, unit: int, augment: bool
-) -> list[tuple[int, int]]:
-    """``(start, frames)`` crops of a motion of ``length`` frames, multiples of ``unit`` long.
-
-    Without ``augment``: the first ``min(length, max_len)`` frames. With it: windows every
-    ``max_len // 2`` frames plus the last one, and each also one unit shorter (HumanML3D's
-    length jitter), as long as they stay >= ``min_len``.
-    """
-    full = (min(length, max_len) // unit) * unit
-    if full < min_len:
-        return []
-    if not augment:
-        return [(0, full)]
-    crops = set()
-    for frames in (full, full - unit):
-        if frames < min_len:
-            continue
-        last = length - frames
-        starts = set(range(0, last + 1, max(max_len // 2, 1))) | {last}
-        crops |= {(s, frames) for s in starts}
-    return sorted(crops)
-
-
-@torch.no_grad()
-def encode_crops(
-    vae,
-    motions: list[np.ndarray],
-    crops: list[tuple[int, int, int]],
-    device: torch.device,
-    batch_size: int = 64,
-    progress: bool = True,
-) -> list[torch.Tensor]:
-    """Tokens of each crop ``(item, start, frames)`` of the normalised ``motions``.
-
-    Returns one flat LongTensor per crop: its K scales concatenated (``sum_k n_k`` tokens).
-    Crops are batched by length, so there is no padding.
-    """
-    out: list[torch.Tensor | None] = [None] * len(crops)
-    by_len: dict[int, list[int]] = {}
-    for i, (_, _, frames) in enumerate(crops):
-        by_len.setdefault(frames, []).append(i)
-    groups = [(f, idx[j : j + batch_size]) for f, idx in sorted(by_len.items())
-              for j in range(0, len(idx), batch_size)]  # fmt: skip
-    for frames, idx in tqdm(groups, desc="encoding motions", disable=not progress, leave=False):
-        x = (
-            torch.from_numpy(
-                np.stack([motions[crops[i][0]][crops[i][1] : crops[i][1] + frames] for i in idx])
-            )
-            .float()
-            .to(device)
-        )
-        tokens = vae.encode(x, frames)
-        flat = torch.cat(tokens, dim=1).cpu()
-        for row, i in enumerate(idx):
-            out[i] = flat[row]
-    return out  # type: ignore[return-value]
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_id(path: Path) -> list:
-    st = path.stat()
-    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
-
-
-@dataclass
-class TokenCache:
-    """Tokens of motion crops: ``flat`` all crops' tokens, ``offset (C+1,)``, ``n (C,)`` latent
-    lengths, ``item (C,)`` index of the dataset item (its captions) of each crop."""
-
-    flat: torch.Tensor
-    offset: torch.Tensor
-    n: torch.Tensor
-    item: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.n.shape[0]
-
-    def tokens(self, i: int) -> torch.Tensor:
-        return self.flat[self.offset[i] : self.offset[i + 1]].long()
-
-
-@dataclass
-class TextCache:
-    """Caption features: ``flat (sum L, D)`` float16, ``offset (N+1,)``, ``pooled (N, D)``."""
-
-    captions: list[str]
-    flat: torch.Tensor
-    offset: torch.Tensor
-    pooled: torch.Tensor
-
-    def __post_init__(self):
-        self.index = {c: i for i, c in enumerate(self.captions)}
-
-    def features(self, caption: str) -> tuple[torch.Tensor, torch.Tensor]:
-        i = self.index[caption]
-        return self.flat[self.offset[i] : self.offset[i + 1]].float(), self.pooled[i].float()
-
-
-def build_token_cache(
-    vae,
-    vae_dir: Path,
-    dataset,
-    *,
-    max_len: int,
-    augment: bool,
-    cache_dir: Path,
-    device: torch.device,
-    is_main: bool,
-) -> TokenCache:
-    """Encode (or load from ``cache_dir``) the crops of every item of ``dataset``."""
-    unit = vae.config.downsample
-    items = dataset.items
-    key = _digest({
-        "v": CACHE_VERSION, "vae": [_file_id(vae_dir / CONFIG_FILE),
-                                    _file_id(vae_dir / "model.safetensors")],
-        "data": str(Path(dataset.root).resolve()), "split": dataset.split,
-        "items": [(it.name, len(it.motion)) for it in items],
-        "max_len": max_len, "min_len": dataset.min_len, "augment": augment,
-    })  # fmt: skip
-    path = cache_dir / f"tokens_{dataset.split}_{key}.safetensors"
-    if is_main and not path.is_file():
-        crops = [
-            (i, s, f)
-            for i, it in enumerate(items)
-            for s, f in crop_windows(len(it.motion), max_len, dataset.min_len, unit, augment)
-        ]
-        # the dataset keeps raw features; normalise with the tokenizer's statistics
-        motions = [(it.motion - dataset.mean) / dataset.std for it in items]
-        toks = encode_crops(vae, motions, crops, device)
-        n = torch.tensor([f // unit for _, _, f in crops], dtype=torch.long)
-        offset = torch.zeros(len(toks) + 1, dtype=torch.long)
-        offset[1:] = torch.cumsum(torch.tensor([len(t) for t in toks]), 0)
-        tensors = {
-            "flat": torch.cat(toks).to(torch.int32),
-            "offset": offset,
-            "n": n,
-            "item": torch.tensor([i for i, _, _ in crops], dtype=torch.long),
-        }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp))
-    _barrier()
-    t = load_file(str(path))
-    return TokenCache(t["flat"], t["offset"], t["n"], t["item"])
-
-
-@torch.no_grad()
-def build_text_cache(
-    encoder, captions: list[str], *, cache_dir: Path, tag: str, is_main: bool, batch_size: int = 256
-) -> TextCache:
-    """Encode (or load) every caption with the frozen text encoder."""
-    captions = sorted(set(captions))
-    key = _digest({"v": CACHE_VERSION, "spec": encoder.spec, "captions": captions})
-    path = cache_dir / f"text_{tag}_{key}.safetensors"
-    if is_main and not path.is_file():
-        feats, pooled = [], []
-        chunks = range(0, len(captions), batch_size)
-        for j in tqdm(chunks, desc="encoding captions", leave=False):
-            f, m, p = encoder.encode_with_pooled(captions[j : j + batch_size])
-            f, m = f.cpu(), m.cpu()
-            feats.extend(f[i, : int(m[i].sum())] for i in range(f.shape[0]))
-            pooled.append(p.cpu())
-        offset = torch.zeros(len(feats) + 1, dtype=torch.long)
-        offset[1:] = torch.cumsum(torch.tensor([len(f) for f in feats]), 0)
-        tensors = {
-            "flat": torch.cat(feats).half(),
-            "offset": offset,
-            "pooled": torch.cat(pooled).float(),
-        }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"captions": json.dumps(captions)})
-    _barrier()
-    t = load_file(str(path))
-    return TextCache(captions, t["flat"], t["offset"], t["pooled"])
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-# --------------------------------------------------------------------------------------------
 # dataset of (tokens, caption features)
+
+
+BALANCE_BY_ACTIONS = "actions"  # --balance-by actions: group items by their rarest action
 
 
 def resumed_balance(
@@ -278,15 +83,45 @@ def resumed_balance(
     )
 
 
-def balance_repeats(names: list[str], pattern: str, power: float, cap: int) -> list[int]:
+def action_groups(names: list[str], actions: dict[str, list[str]]) -> list[str]:
+    """Each item's rarest action (``actions.json`` of a built dataset: name -> actions);
+    ``""`` for items without one. Rarity counts the items given."""
+    counts = Counter(a for n in names for a in actions.get(n, []))
+    return [min(actions.get(n, []), key=lambda a: (counts[a], a), default="") for n in names]
+
+
+def balance_repeats(
+    names: list[str],
+    pattern: str,
+    power: float,
+    cap: int,
+    actions: dict[str, list[str]] | None = None,
+) -> list[int]:
     """How often each item is repeated per epoch so rare groups are seen more often.
 
     An item's group is the first capture group of ``pattern`` searched in its name (for
-    Bandai-Namco, ``_([a-z-]+)_`` gives the content: walk, walk-back, kick, ...). A group of
+    Bandai-Namco, ``_([a-z-]+)_`` gives the content: walk, walk-back, kick, ...); with the
+    pattern ``actions``, its rarest action in ``actions`` (``action_groups``). A group of
     ``n`` items is repeated ``round((typical / n) ** power)`` times, at least 1, at most ``cap``,
     where ``typical`` is the size of the average item's group (sum n^2 / sum n); items the
     pattern does not match form one group of their own.
     """
+    if pattern == BALANCE_BY_ACTIONS:
+        if actions is None:
+            raise MosaError(
+                "--balance-by actions needs the dataset's actions.json",
+                "rebuild the dataset with `mosa data build`, or balance by a name regex",
+            )
+        groups = action_groups(names, actions)
+    else:
+        groups = _regex_groups(names, pattern)
+    counts = Counter(groups)
+    typical = sum(n * n for n in counts.values()) / len(groups)
+    rep = {g: int(min(max(round((typical / n) ** power), 1), cap)) for g, n in counts.items()}
+    return [rep[g] for g in groups]
+
+
+def _regex_groups(names: list[str], pattern: str) -> list[str]:
     try:
         rx = re.compile(pattern)
     except re.error as e:
@@ -297,10 +132,13 @@ def balance_repeats(names: list[str], pattern: str, power: float, cap: int) -> l
     for name in names:
         m = rx.search(name)
         groups.append(m.group(1) if m and m.groups() else (m.group(0) if m else ""))
-    counts = Counter(groups)
-    typical = sum(n * n for n in counts.values()) / len(groups)
-    rep = {g: int(min(max(round((typical / n) ** power), 1), cap)) for g, n in counts.items()}
-    return [rep[g] for g in groups]
+    return groups
+
+
+def read_actions(data_dir: str | Path) -> dict[str, list[str]] | None:
+    """``actions.json`` of a dataset folder (clip name -> canonical actions), or None."""
+    path = Path(data_dir) / "actions.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 class TokenTextDataset(Dataset):
@@ -391,8 +229,6 @@ def gen_step(model, quantizer, batch: dict, cond_drop: float):
 
 def pipeline_spec(folder: Path, vae_dir: Path, text_encoder: str, length_dir: Path | None):
     """``pipeline.json`` content for a checkpoint written to ``folder``."""
-    from mosa.generate import DEFAULTS, EDIT_DEFAULTS
-
     spec: dict[str, Any] = {
         "sar": ".",
         "vae": os.path.relpath(vae_dir.resolve(), folder.resolve()),
@@ -405,6 +241,13 @@ def pipeline_spec(folder: Path, vae_dir: Path, text_encoder: str, length_dir: Pa
     return spec
 
 
+def _build_sar(config: dict[str, Any]) -> SARTransformer:
+    cfg = config_from_dict(SARConfig, config)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return SARTransformer(cfg)
+
+
 def train_gen(
     vae_dir: str | Path,
     data_dir: str | Path,
@@ -413,6 +256,7 @@ def train_gen(
     train_cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     init: str | Path | None = None,
     device: str | None = None,
     text_encoder: str = "minilm",
@@ -428,10 +272,11 @@ def train_gen(
     ``balance_repeats``); ``None`` samples every crop once per epoch.
 
     ``init`` warm-starts from a SAR checkpoint folder's weights (and its model config) with a
-    fresh optimizer and schedule; ``resume`` continues ``OUT/last`` exactly.
+    fresh optimizer and schedule; ``resume`` continues the run in ``OUT`` exactly (from the
+    newest intact copy of its training state), ``force`` deletes it and starts afresh; a
+    folder holding a run with neither is refused (``mosa.train.rundir.open_run``).
     """
     from mosa.data.dataset import MotionDataset
-    from mosa.generate import check_compatible
     from mosa.models.text import load_text_encoder
     from mosa.models.vae import load_vae
 
@@ -442,12 +287,22 @@ def train_gen(
             f"length estimator folder {length_dir} does not exist",
             "train one with `mosa train length` or leave --length out",
         )
-    last = out / "last"
-    has_last = (last / CONFIG_FILE).is_file() or (out / "last.old").is_dir()
-    if has_last and not resume:
-        raise MosaError(f"{last} already exists", "pass --resume to continue it, or a new --out")
     env, dev = init_distributed(device)
+    run = None
     try:
+        run = open_run(out, resume=resume, force=force, is_main=env.is_main)
+        notes = list(run.notes)
+        point = None
+        if resume:
+            point = find_resume_point(out, _build_sar, kind=SAR_KIND, is_main=env.is_main)
+            if point is None:
+                notes.append(f"nothing to resume in {out} (no checkpoint yet): starting at step 0")
+            else:
+                notes += point.notes
+                balance = resumed_balance(out, balance)
+        if env.is_main:
+            for note in notes:
+                print(f"train gen: {note}", file=sys.stderr)
         vae, mean, std = load_vae(vae_dir, dev)
         vae.requires_grad_(False)
         vcfg = vae.config
@@ -506,10 +361,9 @@ def train_gen(
         )
 
         model = None
-        if resume and has_last:
-            balance = resumed_balance(out, balance)
-            _, payload = load_training_checkpoint(last)
-            model_cfg = config_from_dict(SARConfig, payload["config"])
+        if point is not None:
+            model = point.model
+            model_cfg = model.config
         elif init is not None:
             model = load_sar(init)  # Trainer.fit switches it to training mode
             model_cfg = model.config
@@ -536,7 +390,8 @@ def train_gen(
 
         repeats = None
         if balance is not None:
-            repeats = balance_repeats([it.name for it in train_set.items], *balance)
+            names = [it.name for it in train_set.items]
+            repeats = balance_repeats(names, *balance, actions=read_actions(data_dir))
         train_data = TokenTextDataset(tok_train, texts, caps, random_caption=True, repeats=repeats)
         val_data = TokenTextDataset(tok_val, texts, val_caps, random_caption=False)
         collate = make_collate(model_cfg.num_scales)
@@ -551,7 +406,7 @@ def train_gen(
             device=dev,
             best_metric="val_loss",
         )
-        resumed = trainer.resume() if resume else False
+        resumed = trainer.resume(point) if resume else False
         if env.is_main:
             cfg_text = {"model": dataclasses.asdict(model_cfg),
                         "train": dataclasses.asdict(train_cfg), "vae": str(vae_dir),
@@ -578,6 +433,8 @@ def train_gen(
 
         return trainer.fit(step_fn, val_fn)
     finally:
+        if run is not None:
+            run.close()
         cleanup_distributed()
 
 
@@ -603,70 +460,24 @@ def evaluate(model, quantizer, dataset, collate, device, batch_size: int) -> dic
     }
 
 
-# --------------------------------------------------------------------------------------------
-# CLI
+def build_configs(
+    config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Model overrides and train config: defaults < ``config`` JSON < ``overrides``.
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vae", required=True, help="tokenizer checkpoint folder (e.g. .../best)")
-    parser.add_argument("--data", required=True, help="HumanML3D-layout dataset folder")
-    parser.add_argument("--out", required=True, help="output folder (last/, best/, metrics.csv)")
-    parser.add_argument(
-        "--config", help='JSON file {"model": {SARConfig fields}, "train": {TrainConfig fields}}'
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUT/last (its model config wins)"
-    )
-    parser.add_argument(
-        "--text-encoder", default="minilm", help="text encoder spec: minilm (default) or clip:PATH"
-    )
-    parser.add_argument(
-        "--length", default=None, help="length estimator folder to name in pipeline.json (optional)"
-    )
-    parser.add_argument(
-        "--init", help="warm-start from this SAR checkpoint folder (fresh optimizer and schedule)"
-    )
-    parser.add_argument("--max-len", type=int, default=196, help="longest crop in frames")
-    parser.add_argument("--max-steps", type=int, help="total optimisation steps")
-    parser.add_argument("--batch-size", type=int, help="motions per batch per process")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--val-every", type=int, help="steps between validations")
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    parser.add_argument("--val-items", type=int, default=2048, help="cap on validation motions")
-    parser.add_argument(
-        "--balance-by",
-        metavar="REGEX",
-        help="repeat rare groups of training items; the group is the regex's first capture "
-        "group in the item name (Bandai-Namco content: '_([a-z-]+)_')",
-    )
-    parser.add_argument(
-        "--balance-power", type=float, default=0.5, help="repeats = (typical / group size) ** this"
-    )
-    parser.add_argument("--balance-cap", type=int, default=8, help="most repeats of one item")
-
-
-def build_configs(args: argparse.Namespace) -> tuple[dict[str, Any], TrainConfig]:
-    """Model overrides and train config: defaults < --config JSON < command-line flags."""
-    data = read_json_config(args.config)
+    ``overrides``: ``TrainConfig`` fields (the command-line flags); ``None`` values are unset.
+    """
+    data = read_json_config(config)
     model = data.get("model", {})
     if not isinstance(model, dict):
-        raise MosaError(f"{args.config}: 'model' must be an object", "fix the config file")
+        raise MosaError(f"{config}: 'model' must be an object", "fix the config file")
     unknown = set(model) - {f.name for f in dataclasses.fields(SARConfig)}
     if unknown:
         raise MosaError(
-            f"{args.config}: unknown model settings {sorted(unknown)}",
+            f"{config}: unknown model settings {sorted(unknown)}",
             "use SARConfig fields (dim, layers, heads, ff, dropout, cond_drop, ...)",
         )
-    flags = {
-        "max_steps": args.max_steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "val_every": args.val_every,
-        "max_time_s": None if args.max_minutes is None else args.max_minutes * 60,
-    }
+    flags = overrides or {}
     train = {**TRAIN_DEFAULTS, **data.get("train", {}),
              **{k: v for k, v in flags.items() if v is not None}}  # fmt: skip
     cfg = TrainConfig.from_dict(train)
@@ -674,25 +485,3 @@ def build_configs(args: argparse.Namespace) -> tuple[dict[str, Any], TrainConfig
     if dim % heads:
         raise MosaError(f"model dim {dim} is not divisible by heads {heads}", "fix the config")
     return model, cfg
-
-
-def run(args: argparse.Namespace) -> int:
-    model_overrides, train_cfg = build_configs(args)
-    balance = None
-    if args.balance_by:
-        balance = (args.balance_by, args.balance_power, args.balance_cap)
-    summary = train_gen(
-        args.vae, args.data, args.out, model_overrides, train_cfg, resume=args.resume,
-        init=args.init, device=args.device, text_encoder=args.text_encoder, length_dir=args.length,
-        max_len=args.max_len, val_items=args.val_items, balance=balance,
-    )  # fmt: skip
-    report_done(summary, args.out, "val loss", "{:.4f}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return module_main("python -m mosa.train.gen", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

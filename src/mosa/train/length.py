@@ -7,8 +7,8 @@ that classifies the motion length in tokenizer units (frames / 4). Writes ``OUT/
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,20 +16,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mosa.checkpoint import CONFIG_FILE, config_from_dict
-from mosa.errors import MosaError
-from mosa.models.length import LengthConfig, LengthEstimator
-from mosa.train.common import (
-    TrainConfig,
-    Trainer,
-    cleanup_distributed,
-    init_distributed,
-    load_training_checkpoint,
-    module_main,
-    read_json_config,
-    report_done,
-)
-from mosa.train.gen import TextCache, build_text_cache
+from mosa.checkpoint import config_from_dict
+from mosa.models.length import KIND, LengthConfig, LengthEstimator
+from mosa.train.caches import TextCache, build_text_cache
+from mosa.train.common import TrainConfig, Trainer, read_json_config
+from mosa.train.distributed import cleanup_distributed, init_distributed
+from mosa.train.rundir import open_run
+from mosa.train.state import find_resume_point
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "max_steps": 4000,
@@ -95,6 +88,7 @@ def train_length(
     train_cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     device: str | None = None,
     text_encoder: str = "minilm",
     unit: int = 4,
@@ -104,13 +98,26 @@ def train_length(
     from mosa.data.dataset import MotionDataset
     from mosa.models.text import load_text_encoder
 
-    out = Path(out_dir)
-    last = out / "last"
-    has_last = (last / CONFIG_FILE).is_file() or (out / "last.old").is_dir()
-    if has_last and not resume:
-        raise MosaError(f"{last} already exists", "pass --resume to continue it, or a new --out")
+    out, run = Path(out_dir), None
     env, dev = init_distributed(device)
     try:
+        run = open_run(out, resume=resume, force=force, is_main=env.is_main)
+        notes = list(run.notes)
+        point = None
+        if resume:
+            point = find_resume_point(
+                out,
+                lambda c: LengthEstimator(config_from_dict(LengthConfig, c)),
+                kind=KIND,
+                is_main=env.is_main,
+            )
+            if point is None:
+                notes.append(f"nothing to resume in {out} (no checkpoint yet): starting at step 0")
+            else:
+                notes += point.notes
+        if env.is_main:
+            for note in notes:
+                print(f"train length: {note}", file=sys.stderr)
         kw = {"min_len": train_cfg.min_len, "max_len": max_len, "unit": unit}
         train_set = MotionDataset(data_dir, "train", **kw)
         val_set = MotionDataset(data_dir, "val", random_crop=False, seed=0, **kw)
@@ -130,9 +137,8 @@ def train_length(
             tag="captions",
             is_main=env.is_main,
         )
-        if resume and has_last:
-            _, payload = load_training_checkpoint(last)
-            cfg = config_from_dict(LengthConfig, payload["config"])
+        if point is not None:
+            cfg = point.model.config
         else:
             fixed = {
                 "text_dim": encoder.dim,
@@ -144,7 +150,7 @@ def train_length(
             cfg = config_from_dict(LengthConfig, {**model_overrides, **fixed})
         del encoder
         torch.manual_seed(train_cfg.seed)
-        model = LengthEstimator(cfg)
+        model = LengthEstimator(cfg) if point is None else point.model
 
         def save_fn(path, meta=None, extra_tensors=None):
             model.save(path, {**(meta or {}), "data": str(data_dir)}, extra_tensors)
@@ -162,7 +168,7 @@ def train_length(
             device=dev,
             best_metric="val_loss",
         )
-        resumed = trainer.resume() if resume else False
+        resumed = trainer.resume(point) if resume else False
         if env.is_main:
             cfg_text = {
                 "model": dataclasses.asdict(cfg),
@@ -187,34 +193,20 @@ def train_length(
 
         return trainer.fit(step_fn, lambda m: evaluate(m, val_data, dev))
     finally:
+        if run is not None:
+            run.close()
         cleanup_distributed()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="HumanML3D-layout dataset folder")
-    parser.add_argument("--out", required=True, help="output folder (last/, best/, metrics.csv)")
-    parser.add_argument(
-        "--config", help='JSON file {"model": {LengthConfig fields}, "train": {...}}'
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    parser.add_argument("--text-encoder", default="minilm", help="minilm (default) or clip:PATH")
-    parser.add_argument("--unit", type=int, default=4, help="frames per token (the VAE's)")
-    parser.add_argument("--max-len", type=int, default=196, help="longest motion in frames")
-    parser.add_argument("--max-steps", type=int, help="total optimisation steps")
-    parser.add_argument("--batch-size", type=int, help="motions per batch")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+def build_configs(
+    config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Model overrides and train config: defaults < ``config`` JSON < ``overrides``.
 
-
-def run(args: argparse.Namespace) -> int:
-    data = read_json_config(args.config)
-    flags = {
-        "max_steps": args.max_steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-    }
+    ``overrides``: ``TrainConfig`` fields (the command-line flags); ``None`` values are unset.
+    """
+    data = read_json_config(config)
+    flags = overrides or {}
     train = TrainConfig.from_dict(
         {
             **TRAIN_DEFAULTS,
@@ -222,24 +214,4 @@ def run(args: argparse.Namespace) -> int:
             **{k: v for k, v in flags.items() if v is not None},
         }
     )
-    summary = train_length(
-        args.data,
-        args.out,
-        data.get("model", {}),
-        train,
-        resume=args.resume,
-        device=args.device,
-        text_encoder=args.text_encoder,
-        unit=args.unit,
-        max_len=args.max_len,
-    )
-    report_done(summary, args.out, "val loss", "{:.4f}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return module_main("python -m mosa.train.length", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return data.get("model", {}), train

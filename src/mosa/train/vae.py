@@ -11,8 +11,8 @@ Writes ``out/last`` (model + optimizer/step/RNG state, every ``ckpt_every_s`` an
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,53 +23,25 @@ import torch.nn.functional as F
 
 from mosa.errors import MosaError
 from mosa.eval.reconstruction import evaluate_model
-from mosa.models.vae import CAQVAE, VAEConfig
+from mosa.models.vae import CAQVAE, KIND, VAEConfig
 from mosa.motion.features import recover_joints
-from mosa.train.common import (
-    TrainConfig,
-    Trainer,
-    cleanup_distributed,
-    init_distributed,
-    module_main,
-    read_json_config,
-    report_done,
-)
+from mosa.train.common import TrainConfig, Trainer, read_json_config
+from mosa.train.distributed import cleanup_distributed, init_distributed
+from mosa.train.rundir import open_run
+from mosa.train.state import find_resume_point
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="HumanML3D-layout dataset folder")
-    parser.add_argument("--out", required=True, help="output folder (last/, best/, metrics.csv)")
-    parser.add_argument(
-        "--config", help='JSON file {"model": {VAEConfig fields}, "train": {TrainConfig fields}}'
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUT/last (its model config wins)"
-    )
-    parser.add_argument("--max-steps", type=int, help="total optimisation steps")
-    parser.add_argument("--batch-size", type=int, help="motions per batch per process")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--window", type=int, help="training crop length in frames")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--val-every", type=int, help="steps between validations")
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    parser.add_argument("--val-items", type=int, default=None, help="cap on validation motions")
+def build_configs(
+    config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[VAEConfig, TrainConfig]:
+    """Model and train configs: defaults < ``config`` JSON < ``overrides``.
 
-
-def build_configs(args: argparse.Namespace) -> tuple[VAEConfig, TrainConfig]:
-    """Model and train configs: defaults < --config JSON < command-line flags."""
-    data = read_json_config(args.config)
+    ``overrides``: ``TrainConfig`` fields (the command-line flags); ``None`` values are unset.
+    """
+    data = read_json_config(config)
     model = VAEConfig.from_dict(data.get("model", {}))
     train = TrainConfig.from_dict(data.get("train", {}))
-    flags = {
-        "max_steps": args.max_steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "window": args.window,
-        "val_every": args.val_every,
-        "max_time_s": None if args.max_minutes is None else args.max_minutes * 60,
-    }
+    flags = overrides or {}
     train = dataclasses.replace(train, **{k: v for k, v in flags.items() if v is not None})
     train = TrainConfig.from_dict(dataclasses.asdict(train))
     if train.window < train.min_len or train.window % model.downsample:
@@ -130,24 +102,39 @@ def train_vae(
     train_cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     device: str | None = None,
     val_items: int | None = None,
     quiet: bool = False,
     until_step: int | None = None,
 ) -> dict[str, Any]:
-    """Train a tokenizer; returns the trainer's summary (step, best, last val metrics)."""
+    """Train a tokenizer; returns the trainer's summary (step, best, last val metrics).
+
+    A folder that holds a run is continued with ``resume`` (from the newest intact copy of
+    its training state: ``mosa.train.state.find_resume_point``; the checkpoint's model config
+    wins over ``model_cfg``) or deleted and started afresh with ``force``; otherwise
+    ``MosaError`` (``mosa.train.rundir.open_run``).
+    """
     from mosa.data.dataset import MotionDataset, collate_motions, load_mean_std
 
     env, dev = init_distributed(device)
+    out, run = Path(out_dir), None
     try:
-        out = Path(out_dir)
+        run = open_run(out, resume=resume, force=force, is_main=env.is_main)
+        notes = list(run.notes)
+        point = None
         if resume:
-            from mosa.train.common import load_training_checkpoint
-
-            last = out / "last"
-            if (last / "config.json").is_file() or (out / "last.old").is_dir():
-                _, payload = load_training_checkpoint(last)
-                model_cfg = VAEConfig.from_dict(payload["config"])
+            point = find_resume_point(
+                out, lambda c: CAQVAE(VAEConfig.from_dict(c)), kind=KIND, is_main=env.is_main
+            )
+            if point is None:
+                notes.append(f"nothing to resume in {out} (no checkpoint yet): starting at step 0")
+            else:
+                model_cfg = VAEConfig.from_dict(point.payload["config"])
+                notes += point.notes
+        if env.is_main:
+            for note in notes:
+                print(f"train vae: {note}", file=sys.stderr)
         torch.manual_seed(train_cfg.seed)  # same initial weights on every rank
         mean, std = load_mean_std(data_dir)
         train_set = MotionDataset(
@@ -161,7 +148,7 @@ def train_vae(
             random_crop=True,
         )
         val_set = MotionDataset(data_dir, "val", mean=mean, std=std, random_crop=False, seed=0)
-        model = CAQVAE(model_cfg)
+        model = CAQVAE(model_cfg) if point is None else point.model
         mean_t = torch.as_tensor(mean, device=dev)
         std_t = torch.as_tensor(std, device=dev)
 
@@ -180,7 +167,7 @@ def train_vae(
             device=dev,
             best_metric="val_mpjpe_mm",
         )
-        resumed = trainer.resume() if resume else False
+        resumed = trainer.resume(point) if resume else False
         if env.is_main and not quiet:
             n_params = model.num_parameters()
             print(
@@ -212,27 +199,6 @@ def train_vae(
 
         return trainer.fit(step_fn, val_fn, until_step=until_step)
     finally:
+        if run is not None:
+            run.close()
         cleanup_distributed()
-
-
-def run(args: argparse.Namespace) -> int:
-    model_cfg, train_cfg = build_configs(args)
-    summary = train_vae(
-        args.data,
-        args.out,
-        model_cfg,
-        train_cfg,
-        resume=args.resume,
-        device=args.device,
-        val_items=args.val_items,
-    )
-    report_done(summary, args.out, "val MPJPE", "{:.1f} mm")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return module_main("python -m mosa.train.vae", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
