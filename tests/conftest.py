@@ -75,3 +75,22 @@ def tiny_tar(shared_data, tmp_path_factory) -> Path:
                 folder / name, arcname=f"dataset/Bandai-Namco-Research-Motiondataset-1/data/{name}"
             )
     return out
+
+
+# Hypothesis profiles for the fuzz tests (tests/test_fuzz_*.py): "ci" (the default) runs a
+# bounded number of examples so the suite stays fast; for a long search run
+#     HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_fuzz_*.py
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the fuzz tests skip themselves without Hypothesis
+    pass
+else:
+    _common = {  # no .hypothesis/ folder in the repository; slow shared CI machines
+        "deadline": None,
+        "database": None,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    }
+    settings.register_profile("ci", max_examples=30, **_common)
+    settings.register_profile("thorough", max_examples=1000, **_common)
+    settings.register_profile("dev", max_examples=10, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

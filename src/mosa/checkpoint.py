@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,11 +65,12 @@ def read_checkpoint_config(path: str | os.PathLike, kind: str | None = None) -> 
             "pass a checkpoint folder holding config.json and model.safetensors",
         )
     try:
-        payload = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
+        payload = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise MosaError(
             f"corrupt checkpoint config {cfg_file}: {exc}", "re-train or re-copy it"
         ) from exc
+    check_payload(payload, cfg_file)
     if kind is not None and payload.get("kind") != kind:
         raise MosaError(
             f"{folder} holds a '{payload.get('kind')}' checkpoint, expected '{kind}'",
@@ -76,12 +79,132 @@ def read_checkpoint_config(path: str | os.PathLike, kind: str | None = None) -> 
     return payload
 
 
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Build dataclass ``cls`` from a dict, ignoring unknown keys (forward compatibility)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(
-        **{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-    )
+_FIX = "re-train or re-copy the checkpoint (or fix the file by hand)"
+
+
+def check_payload(payload: Any, where: str | os.PathLike) -> None:
+    """``MosaError`` naming ``where`` unless ``payload`` is a checkpoint's ``config.json``:
+    an object with ``config`` (an object), ``kind`` (text) and optional ``meta`` (an object)."""
+    if not isinstance(payload, dict):
+        raise MosaError(
+            f"{where}: expected a JSON object with 'kind' and 'config', found {_kind(payload)}",
+            _FIX,
+        )
+    if "config" not in payload:
+        raise MosaError(f"{where}: the field 'config' (the model's settings) is missing", _FIX)
+    if not isinstance(payload["config"], dict):
+        raise MosaError(
+            f"{where}: 'config' must be a JSON object of settings, found "
+            f"{_kind(payload['config'])}",
+            _FIX,
+        )
+    if "kind" in payload and not isinstance(payload["kind"], str):
+        raise MosaError(f"{where}: 'kind' must be text, found {_kind(payload['kind'])}", _FIX)
+    if "meta" in payload and not isinstance(payload["meta"], dict | None):
+        raise MosaError(f"{where}: 'meta' must be a JSON object, found {_kind(payload['meta'])}")
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any], where: str | None = None) -> C:
+    """Build dataclass ``cls`` from a dict, ignoring unknown keys (forward compatibility).
+
+    Every known key's value must have its field's type (an int is a float too, a list a
+    tuple); otherwise ``MosaError`` names ``where`` (e.g. the config.json), the field and the
+    type expected.
+    """
+    where = where or f"{cls.__name__} settings"
+    if not isinstance(data, dict):
+        raise MosaError(f"{where}: expected a JSON object of settings, found {_kind(data)}", _FIX)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: check nothing
+        hints = {}
+    kwargs = {}
+    for k, v in data.items():
+        if k not in fields:
+            continue
+        tp = hints.get(k, Any)
+        if not _matches(v, tp):
+            raise MosaError(
+                f"{where}: '{k}' must be {_describe(tp)}, found {_kind(v)} {_short(v)}", _FIX
+            )
+        kwargs[k] = _tuples(v)
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs
+        and f.init
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise MosaError(f"{where}: missing the setting(s) {', '.join(missing)}", _FIX)
+    return cls(**kwargs)
+
+
+def _tuples(v: Any) -> Any:
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def _matches(v: Any, tp: Any) -> bool:
+    """Whether JSON value ``v`` fits annotation ``tp`` (unknown annotations: anything)."""
+    if tp is Any:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_matches(v, a) for a in args)
+    if tp is type(None):
+        return v is None
+    if tp is bool:
+        return isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if tp is float:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if tp is str:
+        return isinstance(v, str)
+    if tp is tuple or origin is tuple or tp is list or origin is list:
+        if not isinstance(v, list | tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(x, args[0]) for x in v)
+        if args and origin is tuple:
+            return len(v) == len(args) and all(_matches(x, a) for x, a in zip(v, args, strict=True))
+        return all(_matches(x, args[0]) for x in v) if args else True
+    if tp is dict or origin is dict:
+        return isinstance(v, dict)
+    if origin is typing.Literal:
+        return v in args
+    return True
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        parts = [_describe(a) for a in args if a is not type(None)]
+        text = " or ".join(parts)
+        return text + " or null" if type(None) in args else text
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+             dict: "a JSON object"}  # fmt: skip
+    if tp in names:
+        return names[tp]
+    if tp is tuple or origin is tuple or tp is list or origin is list:
+        inner = args[0] if args else None
+        return f"a list of {_describe(inner)}s" if inner in names else "a list"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    return str(tp)
+
+
+def _kind(v: Any) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", str: "text",
+             list: "a list", dict: "an object", type(None): "null"}  # fmt: skip
+    return names.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if isinstance(v, str | int | float | bool | None) else ""
+    return f"({text[:40]})" if text else ""
 
 
 def load_checkpoint(
@@ -97,7 +220,8 @@ def load_checkpoint(
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises several types on corrupt files
         raise MosaError(f"corrupt weights {weights}: {exc}", "re-train or re-copy it") from exc
-    return config_from_dict(config_cls, payload["config"]), state, payload
+    config = config_from_dict(config_cls, payload["config"], f"{folder / CONFIG_FILE}")
+    return config, state, payload
 
 
 def load_model(
@@ -114,12 +238,38 @@ def load_model(
     config, state, payload = load_checkpoint(path, config_cls, kind)
     if hasattr(config, "validate"):
         config.validate()
-    model = model_cls(config)
+    where = resolve_checkpoint_dir(path) / CONFIG_FILE
+    _check_shapes(model_cls, config, state, where)
+    try:
+        model = model_cls(config)
+    except (ValueError, TypeError, AssertionError, ArithmeticError, IndexError, KeyError,
+            RuntimeError) as exc:  # fmt: skip
+        raise MosaError(
+            f"{where} does not describe a model that can be built: {exc}", _FIX
+        ) from exc
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
     return model.to(device).eval(), payload
+
+
+def _check_shapes(model_cls: type, config: Any, state: dict[str, torch.Tensor], where) -> None:
+    """Build the model on the meta device (no memory) and compare its tensor shapes with the
+    weights file, so a config that asks for a huge model fails before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            probe = model_cls(config)
+        want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    except Exception:  # a model that cannot be built on meta: the real build will tell
+        return
+    for k, shape in want.items():
+        if k in state and tuple(state[k].shape) != shape:
+            raise MosaError(
+                f"weights in {where.parent} do not match its {CONFIG_FILE}: '{k}' is "
+                f"{tuple(state[k].shape)} in {WEIGHTS_FILE}, {where} makes it {shape}",
+                "use the config.json saved with these weights (re-train or re-copy it)",
+            )
 
 
 def load_stats(
@@ -132,7 +282,18 @@ def load_stats(
         f = folder / f"{name}.npy"
         if not f.is_file():
             raise MosaError(f"checkpoint {folder} lacks {f.name}", "re-train or re-copy it")
-        out[name] = np.load(f, allow_pickle=False)
+        try:
+            arr = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+            raise MosaError(
+                f"{f} is not a plain numeric array ({exc})", "re-train or re-copy it"
+            ) from exc
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+            raise MosaError(f"{f} holds {getattr(arr, 'dtype', 'an archive')}, expected numbers",
+                            "re-train or re-copy it")  # fmt: skip
+        if not np.isfinite(arr).all():
+            raise MosaError(f"{f} contains nan or inf", "re-train or re-copy it")
+        out[name] = arr
     return out
 
 

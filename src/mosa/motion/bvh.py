@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from mosa import limits
 from mosa.errors import MosaError
 from mosa.io import atomic_path
-from mosa.motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+from mosa.motion.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -89,15 +90,14 @@ class BVHData:
 
     def global_transforms(self) -> tuple[np.ndarray, np.ndarray]:
         """World rotation matrices (T, J, 3, 3) and positions (T, J, 3), vectorised over T."""
-        rot, trans = self.local_transforms()
-        g_rot, g_pos = np.empty_like(rot), np.empty_like(trans)
+        rot, pos = self.local_transforms()
+        # in place, joint by joint: a parent comes before its children, so its entries are
+        # already global when a child reads them (half the memory of separate arrays)
         for j, p in enumerate(self.parents):
-            if p < 0:
-                g_rot[:, j], g_pos[:, j] = rot[:, j], trans[:, j]
-            else:
-                g_rot[:, j] = g_rot[:, p] @ rot[:, j]
-                g_pos[:, j] = g_pos[:, p] + np.einsum("tij,tj->ti", g_rot[:, p], trans[:, j])
-        return g_rot, g_pos
+            if p >= 0:
+                pos[:, j] = pos[:, p] + np.einsum("tij,tj->ti", rot[:, p], pos[:, j])
+                rot[:, j] = rot[:, p] @ rot[:, j]
+        return rot, pos
 
     def global_positions(self) -> np.ndarray:
         """Joint positions (T, J, 3) in source units and axes."""
@@ -154,7 +154,9 @@ def _read_text(path: str | os.PathLike) -> str:
     if not p.exists():
         raise MosaError(f"BVH file not found: {p}", "check the path and the file name")
     if not p.is_file():
-        raise MosaError(f"not a file: {p}", "pass the path of a .bvh file")
+        what = "a folder" if p.is_dir() else "not a regular file"
+        raise MosaError(f"{p} is {what}, not a BVH file", "pass the path of a .bvh file")
+    limits.check_file_size(p)
     # Joint names are ASCII in practice; a stray byte in a comment must not stop the import.
     return p.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
 
@@ -171,10 +173,32 @@ def read_bvh(path: str | os.PathLike) -> BVHData:
         raise _error(src, first + 1, "not a BVH file: it must start with HIERARCHY")
     data, motion_line = _parse_hierarchy(lines, first + 1, src)
     frames, frame_time, data_start = _parse_motion_header(lines, motion_line, src)
+    _check_size(src, data.num_joints, frames, frame_time)
     data.frame_time = frame_time
     data.motion = _parse_frames(lines, data_start, frames, sum(len(c) for c in data.channels), src)
     data.path = src
     return data
+
+
+def _check_size(src: str, joints: int, frames: int, frame_time: float) -> None:
+    """The bounds of ``mosa.limits`` on a file's skeleton and motion, before parsing frames:
+    what posing it costs (joints x frames) and its length at 20 fps (a take of 200 frames
+    with ``Frame Time: 1000`` lasts 55 hours)."""
+    limits.check(
+        "MOSA_MAX_JOINT_FRAMES",
+        joints * frames,
+        f"{src}: {joints:,} joints x {frames:,} frames = {joints * frames:,} joint-frames",
+    )
+    seconds = (frames - 1) * frame_time
+    at_fps = float(np.floor(seconds * FPS)) + 1
+    limits.check(
+        "MOSA_MAX_FRAMES",
+        at_fps,
+        f"{src}: {frames:,} frames of {frame_time:g} s last {seconds:,.1f} s, "
+        f"{at_fps:,.0f} frames at {FPS:g} fps",
+        "check the 'Frame Time:' line (seconds per frame, e.g. 0.00833333 for 120 fps); if "
+        f"the take is right, raise the limit: MOSA_MAX_FRAMES={limits.round_up(at_fps)}",
+    )
 
 
 def _parse_hierarchy(lines: list[str], start: int, src: str) -> tuple[BVHData, int]:
@@ -226,6 +250,8 @@ def _parse_hierarchy(lines: list[str], start: int, src: str) -> tuple[BVHData, i
                     raise _error(src, lineno, f"{tok[0]} without a name")
                 if isinstance(stack[-1] if stack else 0, tuple):
                     raise _error(src, lineno, "JOINT inside an End Site")
+                if len(names) >= limits.get("MOSA_MAX_JOINTS"):
+                    limits.check("MOSA_MAX_JOINTS", len(names) + 1, f"{src}: more joints")
                 parents.append(stack[-1] if stack else -1)  # type: ignore[arg-type]
                 names.append(" ".join(tok[1:]))  # some exporters keep spaces in names
                 offsets.append(None)
@@ -271,7 +297,7 @@ def _parse_hierarchy(lines: list[str], start: int, src: str) -> tuple[BVHData, i
 
 
 def _parse_channels(tok: list[str], src: str, lineno: int) -> tuple[str, ...]:
-    if len(tok) < 2 or not tok[1].isdigit():
+    if len(tok) < 2 or not (tok[1].isascii() and tok[1].isdigit()):
         raise _error(src, lineno, "CHANNELS needs a count, e.g. 'CHANNELS 3 Zrotation ...'")
     n = int(tok[1])
     if len(tok) - 2 != n:
@@ -313,7 +339,7 @@ def _next_nonempty(lines: list[str], i: int) -> int:
 def _parse_motion_header(lines: list[str], motion_line: int, src: str) -> tuple[int, float, int]:
     i = _next_nonempty(lines, motion_line + 1)
     value = _header_value(lines, i, "Frames:", src)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise _error(src, i + 1, f"'Frames:' must be a whole number, found '{value}'")
     frames = int(value)
     if frames == 0:
@@ -326,9 +352,14 @@ def _parse_motion_header(lines: list[str], motion_line: int, src: str) -> tuple[
     return frames, frame_time, j + 1
 
 
+_CHUNK = 4096  # frame lines converted at a time
+
+
 def _parse_frames(lines: list[str], start: int, frames: int, n_channels: int, src: str):
     """Parse the frame lines into (frames, n_channels) float64, checking every line."""
     rows = [(i + 1, ln) for i, ln in enumerate(lines[start:], start) if ln.strip()]
+    if n_channels == 0 and not rows:  # no channels: every frame line is empty
+        return np.zeros((frames, 0))
     if len(rows) < frames:
         last = rows[-1][0] if rows else start
         raise _error(
@@ -344,26 +375,30 @@ def _parse_frames(lines: list[str], start: int, frames: int, n_channels: int, sr
             f"'Frames: {frames}' but the file has {len(rows)} frame lines",
             f"set 'Frames: {len(rows)}' or remove the extra lines",
         )
-    split = [ln.split() for _, ln in rows]
-    for (lineno, _), tokens in zip(rows, split, strict=True):
-        if len(tokens) != n_channels:
-            raise _error(
-                src,
-                lineno,
-                f"frame line has {len(tokens)} values but the CHANNELS sum to {n_channels}",
-            )
-    if n_channels == 0:
-        return np.zeros((frames, 0))
-    try:  # fast path: one conversion for the whole block
-        motion = np.array([t for tokens in split for t in tokens], dtype=np.float64)
-    except ValueError:
-        for (lineno, _), tokens in zip(rows, split, strict=True):
-            _parse_floats(tokens, src, lineno, "frame values")
-        raise  # unreachable: some line must have failed above
-    motion = motion.reshape(frames, n_channels)
-    if not np.isfinite(motion).all():
-        bad = int(np.argwhere(~np.isfinite(motion))[0, 0])
-        raise _error(src, rows[bad][0], "frame values: non-finite value (nan or inf)")
+    motion = np.empty((frames, n_channels))
+    for at in range(0, frames, _CHUNK):  # in chunks: a token list of the whole file is GBs
+        chunk = rows[at : at + _CHUNK]
+        split = [ln.split() for _, ln in chunk]
+        for (lineno, _), tokens in zip(chunk, split, strict=True):
+            if len(tokens) != n_channels:
+                raise _error(
+                    src,
+                    lineno,
+                    f"frame line has {len(tokens)} values but the CHANNELS sum to {n_channels}",
+                )
+        if n_channels == 0:
+            continue
+        try:  # fast path: one conversion for the whole chunk
+            values = np.array([t for tokens in split for t in tokens], dtype=np.float64)
+        except ValueError:
+            for (lineno, _), tokens in zip(chunk, split, strict=True):
+                _parse_floats(tokens, src, lineno, "frame values")
+            raise  # unreachable: some line must have failed above
+        values = values.reshape(len(chunk), n_channels)
+        if not np.isfinite(values).all():
+            bad = int(np.argwhere(~np.isfinite(values))[0, 0])
+            raise _error(src, chunk[bad][0], "frame values: non-finite value (nan or inf)")
+        motion[at : at + len(chunk)] = values
     return motion
 
 
@@ -390,24 +425,27 @@ def write_bvh(path: str | os.PathLike, data: BVHData, precision: int = 6) -> Non
     def fmt(v: np.ndarray) -> str:
         return " ".join(f"{x:.{precision}f}" for x in v)
 
-    def emit(j: int, depth: int) -> None:
+    # depth-first without recursion: a chain of a thousand joints is a valid file
+    todo: list[tuple[str, int, int]] = [
+        ("open", j, 0) for j in reversed(range(len(data.names))) if data.parents[j] < 0
+    ]
+    while todo:
+        step, j, depth = todo.pop()
         pad = "\t" * depth
+        if step == "close":
+            for off in ends.get(j, []):
+                out.extend([f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {fmt(off)}"])
+                out.append(f"{pad}\t}}")
+            out.append(f"{pad}}}")
+            continue
         order.append(j)
         kind = "ROOT" if data.parents[j] < 0 else "JOINT"
         out.append(f"{pad}{kind} {data.names[j]}")
         out.append(f"{pad}{{")
         out.append(f"{pad}\tOFFSET {fmt(data.offsets[j])}")
         out.append(f"{pad}\tCHANNELS {len(data.channels[j])} {' '.join(data.channels[j])}")
-        for c in children[j]:
-            emit(c, depth + 1)
-        for off in ends.get(j, []):
-            out.extend([f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {fmt(off)}"])
-            out.append(f"{pad}\t}}")
-        out.append(f"{pad}}}")
-
-    for j, p in enumerate(data.parents):
-        if p < 0:
-            emit(j, 0)
+        todo.append(("close", j, depth))
+        todo.extend(("open", c, depth + 1) for c in reversed(children[j]))
     out += ["MOTION", f"Frames: {data.num_frames}", f"Frame Time: {data.frame_time:.8f}"]
     columns = data.channel_columns()
     motion = data.motion[:, np.concatenate([columns[j] for j in order])]

@@ -294,7 +294,7 @@ def _root_angle_and_position(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     zero = torch.zeros_like(x[..., :-1, 0])
     step = torch.stack([x[..., :-1, 1], zero, x[..., :-1, 2]], dim=-1)  # (..., T-1, 3)
     step = _rotate_y(step, -angle[..., 1:])  # back from the root frame into the world
-    origin = torch.zeros_like(step[..., :1, :])
+    origin = torch.zeros_like(x[..., :1, :3])  # (..., 1, 3) also for a single frame
     xz = torch.cumsum(torch.cat([origin, step], dim=-2), dim=-2)
     root = torch.stack([xz[..., 0], x[..., 3], xz[..., 2]], dim=-1)
     return angle, root

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mosa import limits
 from mosa.errors import MosaError
 from mosa.io import atomic_path
 from mosa.motion.skeleton import FEATURE_DIM, FPS, NUM_JOINTS
@@ -66,7 +67,12 @@ def read_motion(path: str | Path, *, mapping=None) -> MotionFile:
             f"mosa reads {', '.join(READ_EXTENSIONS)} motion files",
         )
     if not path.is_file():
+        if path.is_dir():
+            raise MosaError(f"'{path}' is a folder, not a motion file", "pass a .bvh or .npy file")
+        if path.exists():
+            raise MosaError(f"'{path}' is not a regular file", "pass a .bvh or .npy file")
         raise MosaError(f"motion file not found: '{path}'", "check the path")
+    limits.check_file_size(path)
     if ext == ".bvh":
         return _read_bvh(path, mapping)
     if mapping is not None:
@@ -83,6 +89,7 @@ def _read_bvh(path: Path, mapping) -> MotionFile:
 
     motion = load_bvh(path, mapping=mapping)
     joints = _as_joints(motion.joints, f"'{path}'")
+    check_frames(len(joints), f"'{path}'")
     return MotionFile(joints, float(getattr(motion, "fps", FPS)), "bvh", None, path)
 
 
@@ -104,8 +111,46 @@ def _read_npy(path: Path) -> MotionFile:
     )
 
 
+def check_frames(frames: int, what: str) -> None:
+    """``MosaError`` for a motion longer than ``MOSA_MAX_FRAMES``."""
+    limits.check("MOSA_MAX_FRAMES", frames, f"{what} has {frames:,} frames")
+
+
+def _check_header(path: Path) -> None:
+    """Check a .npy's header before loading it: a header may claim any shape, and numpy
+    allocates what it claims (a 100-byte file asking for terabytes)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return  # np.load gives the error
+            offset = f.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        return  # not a plain .npy (an .npz, a broken header): np.load names the problem
+    if dtype.hasobject or dtype.kind not in "fiu":
+        raise MosaError(
+            f"'{path}' holds {dtype} data, expected numbers",
+            f"a motion .npy holds {_NPY_SHAPES} as floats",
+        )
+    if shape:
+        check_frames(int(shape[0]), f"'{path}'")
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:
+        raise MosaError(
+            f"'{path}' is truncated: its header asks for {need:,} bytes of data, the file "
+            f"holds {max(have, 0):,}",
+            "is the file complete? save it again with numpy.save",
+        )
+
+
 def _load_array(path: Path) -> np.ndarray:
     """``np.load`` without pickle; every failure becomes a MosaError naming the file."""
+    _check_header(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:  # pickled object arrays, bad headers
@@ -113,7 +158,7 @@ def _load_array(path: Path) -> np.ndarray:
             f"'{path}' is not a plain numeric .npy array ({e})",
             f"save the motion with numpy.save from a float array of shape {_NPY_SHAPES}",
         ) from e
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, SyntaxError, TypeError) as e:
         raise MosaError(f"cannot read '{path}' as .npy: {e}", "is the file complete?") from e
     if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
         arr.close()
@@ -193,8 +238,7 @@ def write_motion(
     if ext == ".bvh":
         from mosa.motion.bvh import save_bvh
 
-        with atomic_path(path) as tmp:
-            save_bvh(tmp, joints, fps)
+        save_bvh(path, joints, fps)  # atomic itself
         return path
     from mosa.motion.render import render_motions
 
@@ -240,3 +284,11 @@ def convert(src: str | Path, dst: str | Path, *, to: str = "joints", mapping=Non
     else:
         write_motion(dst, motion.joints, fps=motion.fps, kind=to, caption=Path(src).name)
     return motion
+
+
+def output_paths(output: Path, count: int) -> list[Path]:
+    """``out.bvh`` for one motion, ``out_000.bvh``, ``out_001.bvh``, ... for several."""
+    if count == 1:
+        return [output]
+    width = max(3, len(str(count - 1)))
+    return [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(count)]

@@ -13,7 +13,11 @@ pyplot state); each frame only moves line data, then the canvas is read back as 
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import sys
+import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +30,7 @@ from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from PIL import Image
 
+from mosa import limits
 from mosa.errors import MosaError
 from mosa.io import atomic_path
 from mosa.motion.skeleton import FPS, JOINT_NAMES, KINEMATIC_CHAINS, NUM_JOINTS
@@ -51,6 +56,7 @@ def _check_motions(motions: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarra
     motions = list(motions)
     if not motions:
         raise MosaError("nothing to render: the list of motions is empty", "pass at least one")
+    limits.check("MOSA_MAX_PANELS", len(motions), f"{len(motions)} motions to render")
     out = []
     for i, m in enumerate(motions):
         arr = np.asarray(m, dtype=np.float32)
@@ -62,6 +68,7 @@ def _check_motions(motions: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarra
             )
         if not np.isfinite(arr).all():
             raise MosaError(f"motion {i} contains NaN or infinite values", "check the input motion")
+        limits.check("MOSA_MAX_FRAMES", len(arr), f"motion {i} has {len(arr):,} frames")
         out.append(arr)
     return out
 
@@ -260,8 +267,18 @@ def render_motions(
         raise MosaError(f"fps must be positive, got {fps}", "pass e.g. fps=20")
     motions = _check_motions(motions)
     titles = _check_titles(titles, len(motions))
-    fig, panels, clock, (w, h) = _animation_figure(motions, titles, caption, width, dpi, trail)
     n_frames = max(len(m) for m in motions)
+    if ext == ".gif":  # Pillow holds every frame of a GIF until it writes the file
+        w, h = _animation_size(len(motions), titles, caption, width, dpi)
+        mb = _GIF_BYTES_PER_PIXEL * n_frames * w * h / 1e6
+        limits.check(
+            "MOSA_MAX_GIF_MB",
+            mb,
+            f"a GIF of {n_frames:,} frames of {w}x{h} pixels needs about {mb:,.0f} MB of memory",
+            "render an .mp4 instead (written as it is drawn), or raise the limit: "
+            f"MOSA_MAX_GIF_MB={limits.round_up(mb)}",
+        )
+    fig, panels, clock, (w, h) = _animation_figure(motions, titles, caption, width, dpi, trail)
 
     # Draw the static parts (titles, caption, legend) once; each frame then restores them
     # and redraws only the panels and the clock.
@@ -286,9 +303,13 @@ def render_motions(
     return out_path
 
 
-def _animation_figure(motions, titles, caption, width, dpi, trail):
-    """Build the figure: panels in a row, title band above, caption on top, footer below."""
-    n = len(motions)
+# bytes a GIF frame costs per pixel while Pillow collects them (a palette image, its copy)
+_GIF_BYTES_PER_PIXEL = 2.0
+
+
+def _layout(n, titles, caption, width, dpi):
+    """Text and pixel sizes of the animation: ``(title_lines, cap_lines, line_px, foot_h,
+    (w, h))``."""
     font = 9.0
     line_px = font * 1.35 * dpi / 72.0
     title_lines = [_wrap(t, width * 0.95, font, dpi, 3) for t in titles]
@@ -296,7 +317,19 @@ def _animation_figure(motions, titles, caption, width, dpi, trail):
     title_h = max(len(t) for t in title_lines) * line_px + (4 if any(title_lines) else 0)
     cap_h = len(cap_lines) * line_px * 1.1 + (6 if cap_lines else 0)
     foot_h = line_px + 6
-    w, h = _even(n * width), _even(width + title_h + cap_h + foot_h)
+    size = _even(n * width), _even(width + title_h + cap_h + foot_h)
+    return title_lines, cap_lines, line_px, foot_h, size
+
+
+def _animation_size(n, titles, caption, width, dpi) -> tuple[int, int]:
+    return _layout(n, titles, caption, width, dpi)[-1]
+
+
+def _animation_figure(motions, titles, caption, width, dpi, trail):
+    """Build the figure: panels in a row, title band above, caption on top, footer below."""
+    n = len(motions)
+    font = 9.0
+    title_lines, cap_lines, line_px, foot_h, (w, h) = _layout(n, titles, caption, width, dpi)
     fig = _figure(w, h, dpi)
     view = _View(motions, follow=None)
     panels = []
@@ -325,12 +358,53 @@ def _write_mp4(path: Path, frames, size: tuple[int, int], fps: float) -> None:
         quality=7, macro_block_size=16, ffmpeg_log_level="error",
         output_params=["-movflags", "+faststart", "-f", "mp4"],
     )  # fmt: skip
-    writer.send(None)  # start ffmpeg
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # ffmpeg inherits our stderr: give it the log instead
+        try:
+            writer.send(None)  # start ffmpeg
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        frame_locals = getattr(getattr(writer, "gi_frame", None), "f_locals", None) or {}
+        process = frame_locals.get("p")  # imageio-ffmpeg does not check ffmpeg's exit status
+        failed = False
+        try:
+            for frame in frames:
+                try:
+                    writer.send(np.ascontiguousarray(frame))
+                except OSError:  # ffmpeg died: a full disk, a failed write
+                    failed = True
+                    break
+        finally:
+            writer.close()
+            log.seek(0)
+            said = log.read().decode("utf-8", "replace")
+    if failed or (process is not None and process.poll() not in (0, None)):
+        code = next((c for c, text in _FFMPEG_ERRORS if text in said), None)
+        if code is None:
+            code = errno.ENOSPC if _free_bytes(path.parent) < (1 << 20) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (ffmpeg could not write the video)", str(path))
+    if said.strip():  # warnings of a video that was written: show them
+        sys.stderr.write(said)
+
+
+# what ffmpeg says -> the errno of a failed write
+_FFMPEG_ERRORS = (
+    (errno.ENOSPC, "No space left on device"),
+    (errno.EDQUOT, "Disk quota exceeded"),
+    (errno.EFBIG, "File too large"),
+    (errno.EROFS, "Read-only file system"),
+    (errno.EACCES, "Permission denied"),
+)
+
+
+def _free_bytes(folder: Path) -> float:
     try:
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-    finally:
-        writer.close()
+        st = os.statvfs(folder)
+    except OSError:
+        return float("inf")
+    return st.f_bavail * st.f_frsize
 
 
 def _write_gif(path: Path, frames, fps: float) -> None:
