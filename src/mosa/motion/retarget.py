@@ -3,7 +3,8 @@
 Steps, each a small function below:
 
 1. Map source joints onto ``skeleton.JOINT_NAMES``: a preset when the joint names identify
-   the rig (Bandai-Namco, CMU, Mixamo, SMPL, mosa's own exports), else a name matcher that
+   the rig (Bandai-Namco, CMU, Daz, AnimatedDrawings, Mixamo, SMPL, mosa's own exports; a
+   preset may use a joint's End Site, e.g. Daz's toes), else a name matcher that
    reads left/right and body-part words off the names and walks the hierarchy; a user mapping
    (preset name, JSON file ``{"pelvis": "Hips", ...}`` or dict) overrides both.
 2. Joints the source lacks (``INTERPOLABLE``: spine1-3, neck, collars) are placed on the
@@ -25,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,28 @@ _COLLAR_CHAINS = (("spine3", "left_collar", "left_shoulder"),)
 _COLLAR_CHAINS += (("spine3", "right_collar", "right_shoulder"),)
 
 
-def _preset(centre: dict, left: dict, swap: tuple[str, str]) -> dict[str, str | None]:
+def _preset(
+    centre: dict, left: dict, swap: tuple[str, str], prefix: bool = False
+) -> dict[str, str | None]:
     """A full preset from the centre joints and the left side (``hip="LeftUpLeg"`` for
-    ``left_hip``); the right side's names are the left's with ``swap`` applied."""
+    ``left_hip``); the right side's names are the left's with ``swap`` applied (only to the
+    start of the name when ``prefix``: Daz's "lShldr" -> "rShldr")."""
+
+    def right(name: str) -> str:
+        if prefix:
+            return swap[1] + name[len(swap[0]) :] if name.startswith(swap[0]) else name
+        return name.replace(*swap)
+
     out: dict[str, str | None] = dict(centre)
     for part, name in left.items():
         out[f"left_{part}"] = name
-        out[f"right_{part}"] = None if name is None else name.replace(*swap)
+        out[f"right_{part}"] = None if name is None else right(name)
     return out
+
+
+# Suffix naming a joint's End Site, which a preset may use as a body joint (Daz feet end in
+# an End Site at the toes): "lFoot.end".
+END_SITE = ".end"
 
 
 # Presets: SMPL joint -> source joint name (None: interpolated). Names compare case-blind and
@@ -69,6 +84,34 @@ PRESETS: dict[str, dict[str, str | None]] = {
              head="Head"),
         dict(hip="LeftUpLeg", knee="LeftLeg", ankle="LeftFoot", foot="LeftToeBase",
              collar=None, shoulder="LeftArm", elbow="LeftForeArm", wrist="LeftHand"),
+        swap=("Left", "Right"),
+    ),
+    # Daz gen3/gen4 (B. Hahne's "Daz-friendly" CMU conversion): no toe joints, the feet's End
+    # Sites are the toes; "lButtock" is a connector above the hip joint "lThigh".
+    "daz": _preset(
+        dict(pelvis="hip", spine1="abdomen", spine2=None, spine3="chest", neck="neck",
+             head="head"),
+        dict(hip="lThigh", knee="lShin", ankle="lFoot", foot="lFoot" + END_SITE,
+             collar="lCollar", shoulder="lShldr", elbow="lForeArm", wrist="lHand"),
+        swap=("l", "r"), prefix=True,
+    ),
+    # Meta AnimatedDrawings' "fair1" character rig: Mixamo names with four spine bones; the
+    # arms branch from Spine3, Spine1/Spine2 sit nearest SMPL's spine1/spine2 heights. Listed
+    # before "mixamo", which would also match it.
+    "animated_drawings": _preset(
+        dict(pelvis="Hips", spine1="Spine1", spine2="Spine2", spine3="Spine3", neck="Neck",
+             head="Head"),
+        dict(hip="LeftUpLeg", knee="LeftLeg", ankle="LeftFoot", foot="LeftToeBase",
+             collar="LeftShoulder", shoulder="LeftArm", elbow="LeftForeArm", wrist="LeftHand"),
+        swap=("Left", "Right"),
+    ),
+    # CMU ASF bone names as AnimatedDrawings' "cmu1" rig has them (joint named after the bone
+    # that starts there): lowerback, lowerneck and the collars are zero-length connectors.
+    "cmu_asf": _preset(
+        dict(pelvis="Hips", spine1="Chest", spine2=None, spine3="Chest2", neck="Neck",
+             head="Head"),
+        dict(hip="LeftHip", knee="LeftKnee", ankle="LeftAnkle", foot="LeftToe", collar=None,
+             shoulder="LeftShoulder", elbow="LeftElbow", wrist="LeftWrist"),
         swap=("Left", "Right"),
     ),
     "mixamo": _preset(
@@ -387,9 +430,10 @@ def resolve_mapping(
 
     ``mapping``: None (detect a preset, else match names), a preset name, a JSON file path,
     or a dict. A partial user mapping is completed by the name matcher. ``positions``
-    (T, J, 3): the file's global positions if already computed.
+    (T, J, 3): the file's global positions if already computed. Presets and user mappings
+    may also name End Sites (``end_site_names``: "lFoot.end"); the name matcher does not.
     """
-    names = list(bvh.names)
+    names = list(bvh.names) + end_site_names(bvh)
     if mapping is None:
         rig = detect_rig(names)
         if rig is not None:
@@ -420,7 +464,7 @@ def resolve_mapping(
             f"presets: {', '.join(PRESETS)}",
         )
     first = bvh.global_positions()[0] if positions is None else positions[0]
-    auto = auto_mapping(names, bvh.parents, first)
+    auto = auto_mapping(list(bvh.names), bvh.parents, first[: bvh.num_joints])
     full = {k: (user[k] if k in user else auto[k]) for k in JOINT_NAMES}
     missing = [k for k, v in full.items() if v is None and k not in INTERPOLABLE]
     if missing:
@@ -430,6 +474,35 @@ def resolve_mapping(
             _mapping_hint(names),
         )
     return rig, full
+
+
+def end_site_names(bvh: BVHData) -> list[str]:
+    """Names for the End Sites of ``bvh`` (joint name + ``END_SITE``; the first per joint,
+    none that would clash with a joint name), in ``bvh.end_sites`` order."""
+    taken = {_key(n) for n in bvh.names}
+    out = []
+    for j, _ in bvh.end_sites:
+        name = bvh.names[j] + END_SITE
+        if _key(name) not in taken:
+            taken.add(_key(name))
+            out.append(name)
+    return out
+
+
+def positions_with_end_sites(bvh: BVHData) -> tuple[list[str], np.ndarray]:
+    """Joint names plus ``end_site_names`` and their world positions (T, J + E, 3)."""
+    rot, pos = bvh.global_transforms()
+    names, extra = list(bvh.names), []
+    wanted = set(end_site_names(bvh))
+    for j, offset in bvh.end_sites:
+        name = bvh.names[j] + END_SITE
+        if name in wanted:
+            wanted.discard(name)
+            names.append(name)
+            extra.append(pos[:, j] + np.einsum("tij,j->ti", rot[:, j], offset))
+    if extra:
+        pos = np.concatenate([pos, np.stack(extra, axis=1)], axis=1)
+    return names, pos
 
 
 def map_joints(
@@ -547,10 +620,13 @@ def put_on_floor(joints: np.ndarray) -> np.ndarray:
     return joints - np.array([0.0, joints[:, feet, 1].min(), 0.0])
 
 
-def _snap_fps(fps: float) -> float:
+def snap_fps(fps: float) -> float:
     """1/0.0333333 -> 30: BVH frame times are rounded decimals of whole rates."""
     r = round(fps)
     return float(r) if r > 0 and abs(fps - r) < 1e-4 * fps else fps
+
+
+_snap_fps = snap_fps  # the name earlier code used
 
 
 def resample(x: np.ndarray, src_fps: float, fps: float) -> np.ndarray:
@@ -570,22 +646,58 @@ def resample(x: np.ndarray, src_fps: float, fps: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- loading
 
 
+def _drop_frames(bvh: BVHData, start_frame: int) -> BVHData:
+    """``bvh`` without its first ``start_frame`` frames (e.g. a converter's rest-pose frame)."""
+    if start_frame == 0:
+        return bvh
+    if not 0 < start_frame < bvh.num_frames - 1:
+        raise MosaError(
+            f"{bvh.path}: cannot drop {start_frame} of its {bvh.num_frames} frames",
+            "start_frame must leave at least two frames",
+        )
+    return replace(bvh, motion=bvh.motion[start_frame:])
+
+
 def load_bvh(
     path: str | os.PathLike,
     mapping: str | os.PathLike | Mapping[str, str | None] | None = None,
     fps: float | None = 20.0,
+    *,
+    source_fps: float | None = None,
+    start_frame: int = 0,
 ) -> ImportedMotion:
     """Read a BVH of any human rig as (T, 22, 3) SMPL joints: metres, Y up, feet on the floor.
 
     ``mapping``: None (detect), a preset name (``PRESETS``), a JSON file or a dict of SMPL
     joint -> source joint. ``fps``: output frame rate (None keeps the source rate).
+    ``source_fps``: the true capture rate when the header's Frame Time is wrong (CMU trials
+    captured at 60 fps whose conversion says 120); None trusts the header. ``start_frame``:
+    frames to drop from the start (the rest pose the Daz conversion puts in frame 0).
     """
+    return retarget_bvh(
+        read_bvh(path), mapping, fps, source_fps=source_fps, start_frame=start_frame
+    )
+
+
+def retarget_bvh(
+    bvh: BVHData,
+    mapping: str | os.PathLike | Mapping[str, str | None] | None = None,
+    fps: float | None = 20.0,
+    *,
+    source_fps: float | None = None,
+    start_frame: int = 0,
+) -> ImportedMotion:
+    """``load_bvh`` for an already parsed file (e.g. one inspected first to pick
+    ``start_frame``)."""
     if fps is not None and not fps > 0:
         raise MosaError(f"fps must be positive, got {fps}", "pass e.g. fps=20")
-    bvh = read_bvh(path)
-    positions = bvh.global_positions()
+    if source_fps is not None and not source_fps > 0:
+        raise MosaError(f"source_fps must be positive, got {source_fps}", "pass e.g. 60")
+    n_file_frames = bvh.num_frames
+    bvh = _drop_frames(bvh, int(start_frame))
+    names, positions = positions_with_end_sites(bvh)
     rig, full = resolve_mapping(bvh, mapping, positions)
-    joints = map_joints(positions, bvh.names, full)
+    joints = map_joints(positions, names, full)
     up = detect_up_axis(joints)
     joints = to_y_up(joints, up)
     unit, scale = detect_unit(joints)
@@ -593,7 +705,7 @@ def load_bvh(
     mirrored = is_mirrored(joints)
     if mirrored:
         joints = joints * np.array([-1.0, 1.0, 1.0])
-    source_fps = _snap_fps(bvh.fps)
+    source_fps = snap_fps(bvh.fps) if source_fps is None else float(source_fps)
     out_fps = source_fps if fps is None else float(fps)
     if out_fps != source_fps:
         joints = resample(joints, source_fps, out_fps)
@@ -602,7 +714,7 @@ def load_bvh(
         joints=joints.astype(np.float32),
         fps=out_fps,
         source_fps=source_fps,
-        source_frames=bvh.num_frames,
+        source_frames=n_file_frames,
         rig=rig,
         up_axis=up,
         unit=unit,
@@ -610,5 +722,5 @@ def load_bvh(
         mirrored=mirrored,
         mapping=full,
         source_joint_names=tuple(bvh.names),
-        source_path=str(path),
+        source_path=str(bvh.path),
     )

@@ -272,6 +272,12 @@ function setStatus(msg, error = false) {
   el.classList.toggle('error', error);
 }
 
+// the model was never trained on anything like this prompt: say so (it still generated)
+function vocabularyNote(data) {
+  const v = data.vocabulary;
+  return v && !v.known && v.message ? `\nwarning: ${v.message}` : '';
+}
+
 async function post(url, body) {
   const res = await fetch(url, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
@@ -311,7 +317,7 @@ $('generate').onclick = async () => {
     showSamples(data.samples, data.text);
     const s = data.samples[0];
     setStatus(`${data.samples.length} motion(s), ${s.seconds.toFixed(1)} s, seed ${s.seed} ` +
-      `in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      `in ${((performance.now() - t0) / 1000).toFixed(2)} s` + vocabularyNote(data));
   } catch (err) {
     setStatus(err.message, true);
   } finally {
@@ -332,7 +338,7 @@ $('edit').onclick = async () => {
     });
     state.samples[state.current] = data.samples[0];
     selectSample(state.current);
-    setStatus(`span regenerated (seed ${data.samples[0].seed})`);
+    setStatus(`span regenerated (seed ${data.samples[0].seed})` + vocabularyNote(data));
   } catch (err) {
     setStatus(err.message, true);
   } finally {
