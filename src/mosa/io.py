@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 
 from mosa.errors import MosaError
@@ -26,7 +26,7 @@ from mosa.errors import MosaError
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 _NAME_MAX = 255
 # a leftover whose writer cannot be told (no pid in its name) is removed after this long
-_ORPHAN_SECONDS = 3600.0
+ORPHAN_SECONDS = 3600.0
 
 
 class WriteError(MosaError, OSError):
@@ -121,7 +121,8 @@ def _temp_prefix(path: Path) -> tuple[str, str]:
 _TEMP = re.compile(r"\.(?P<stem>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]*)?")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (True when it cannot be asked)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -131,10 +132,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries in ``folder`` that killed writers (``kill -9``, a power cut)
-    left: those whose process is gone, and those of mosa 0.1 (no pid in the name) older than
-    an hour. Returns what was removed."""
+def age_seconds(entry: os.DirEntry) -> float:
+    """Seconds since ``entry`` was last modified."""
+    return time.time() - entry.stat(follow_symlinks=False).st_mtime
+
+
+Stale = Callable[[os.DirEntry, "int | None"], bool]
+
+
+def sweep_leftovers(
+    folder: str | os.PathLike, is_stale: Stale, stems: Container[str] | None = None
+) -> list[Path]:
+    """Remove the temporaries in ``folder`` (mosa's names, ``_TEMP``; with ``stems`` only
+    those of these target names) for which ``is_stale(entry, pid)`` holds; ``pid`` is the
+    writer's, None for mosa 0.1's names. Returns what was removed."""
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -142,14 +153,10 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         m = _TEMP.fullmatch(entry.name)
-        if not m:
+        if not m or (stems is not None and m["stem"] not in stems):
             continue
         try:
-            if m["pid"] is not None:
-                stale = int(m["pid"]) != os.getpid() and not _alive(int(m["pid"]))
-            else:
-                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > _ORPHAN_SECONDS
-            if stale:
+            if is_stale(entry, None if m["pid"] is None else int(m["pid"])):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
                 else:
@@ -158,6 +165,19 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def _writer_gone(entry: os.DirEntry, pid: int | None) -> bool:
+    if pid is not None:
+        return pid != os.getpid() and not pid_alive(pid)
+    return age_seconds(entry) > ORPHAN_SECONDS
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` that killed writers (``kill -9``, a power cut)
+    left: those whose process is gone, and those of mosa 0.1 (no pid in the name) older than
+    an hour. Returns what was removed."""
+    return sweep_leftovers(folder, _writer_gone)
 
 
 _CLEANED: set[str] = set()  # folders this process has cleaned (once each: a folder may hold

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from mosa.errors import MosaError
+from mosa.io import ORPHAN_SECONDS, age_seconds, pid_alive, sweep_leftovers
 from mosa.train.state import CORRUPT_LAST, LAST_COPIES, remove_path
 
 try:
@@ -34,10 +33,8 @@ LOCK_FILE = ".mosa.lock"
 TRAINER_FILES = (*LAST_COPIES, CORRUPT_LAST, "best", "best.old", "metrics.csv")
 # temporaries of mosa.io (atomic_path: ".<stem>.<pid>-<8>.tmp<suffix>", atomic_dir:
 # ".<name>.<8>.tmp"); older versions wrote no pid
-_TEMP = re.compile(r"\.(?P<stem>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
 _RUN_STEMS = {"last", "best", "metrics", "config", "log", "test_metrics"}
 _CHECKPOINT_STEMS = {"pipeline", "config"}  # written into a checkpoint folder after the swap
-_ORPHAN_SECONDS = 3600.0  # without a lock, a pid-less leftover this old is surely orphaned
 
 
 def existing_run(out: str | os.PathLike, files: Sequence[str] = TRAINER_FILES) -> list[str]:
@@ -157,44 +154,20 @@ def _lock(out: Path) -> int | None:
     return fd
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours from before a fork, or reused: not a writer now
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-def _stale(entry: os.DirEntry, pid: str | None, locked: bool) -> bool:
+def _stale(entry: os.DirEntry, pid: int | None, locked: bool) -> bool:
     if pid is not None:
-        return not _pid_alive(int(pid))
+        # our own pid: ours from before a fork, or reused: not a writer now
+        return pid == os.getpid() or not pid_alive(pid)
     if locked:
         return True  # no other mosa run can be writing here: we hold the folder's lock
     try:
-        return time.time() - entry.stat(follow_symlinks=False).st_mtime > _ORPHAN_SECONDS
+        return age_seconds(entry) > ORPHAN_SECONDS
     except OSError:
         return False
 
 
 def _sweep(folder: Path, stems: set[str] | None, locked: bool) -> list[Path]:
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP.fullmatch(entry.name)
-        if not m or (stems is not None and m["stem"] not in stems):
-            continue
-        if _stale(entry, m["pid"], locked):
-            with contextlib.suppress(OSError):
-                remove_path(Path(entry.path))
-                removed.append(Path(entry.path))
-    return removed
+    return sweep_leftovers(folder, lambda entry, pid: _stale(entry, pid, locked), stems)
 
 
 def remove_temp_leftovers(out: str | os.PathLike, locked: bool = True) -> list[Path]:
