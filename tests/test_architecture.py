@@ -28,7 +28,7 @@ LAYERS = (
     ("mosa.loading",),
     ("mosa.edit",),
     ("mosa.eval", "mosa.train", "mosa.bench"),
-    ("mosa.serve",),
+    ("mosa.serve", "mosa.blender_addon"),
     ("mosa.cli", "mosa.__main__"),
 )
 

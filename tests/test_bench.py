@@ -94,3 +94,32 @@ def test_momask_styles_compute_the_same_guided_hidden_states():
     assert ha.shape == hb.shape == (6, 5, 16)
     torch.testing.assert_close(ha, hb, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(ha[:3], ha[3:])  # the null condition changes the rows
+
+
+def test_bench_peak_memory_and_dtype(tmp_path):
+    torch.set_num_threads(1)
+    pipe = load(write_tiny_pipeline(tmp_path / "ckpt"), "cpu")
+    row = bench.bench_pipeline(pipe, batch=2, frames=48, repeats=1, warmup=0, dtype="bf16")
+    assert row["dtype"] == "bf16"
+    if bench.reset_peak_rss():  # Linux: the peak of this batch size alone
+        assert row["peak_rss_mb"] >= bench.rss_mb() * 0.5
+    with pytest.raises(bench.MosaError, match="dtype"):
+        bench.run_bench(batch=[1], checkpoint=tmp_path / "ckpt", device="cpu", dtype="fp8")
+
+
+def test_gpu_script_runs_on_cpu(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ckpt = write_tiny_pipeline(tmp_path / "ckpt")
+    out = tmp_path / "gpu.json"
+    args = ["--device", "cpu", "--tiny", "--checkpoint", str(ckpt), "--threads", "1"]
+    assert mod.main(args + ["--dtypes", "fp32", "bf16", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [g["dtype"] for g in report["generation"]] == ["fp32", "bf16"]
+    assert [r["batch"] for r in report["generation"][0]["results"]] == [1, 2]
+    for t in report["training"]:
+        assert t["steps_per_s"] > 0 and t["tokens_per_s"] > 0
+        assert t["tokens_per_s"] == pytest.approx(t["steps_per_s"] * t["valid_tokens_per_batch"],
+                                                  rel=0.01)  # fmt: skip
+    assert "| fp32 | 1 |" in capsys.readouterr().out

@@ -178,3 +178,65 @@ def test_span_edit(page):
     assert after.shape[1:] == (22, 3) and len(before) - 8 <= len(after) <= len(before) + 4
     assert np.isfinite(after).all()
     assert np.abs(after[: len(before)] - before[: len(after)]).max() > 1e-3
+
+
+def test_sequence_timeline(page):
+    """Parts added from the prompt, a 12 s take (longer than the tiny generator's 9.8 s, so a
+    span edit sends a window of it), each part's span on the bar, one part regenerated."""
+    if not page.evaluate("window.mosa.info.model.sequence"):
+        pytest.skip("the server has no /api/sequence")
+    page.evaluate("document.getElementById('auto-length').checked = false")
+    texts = ["a person walks forward", "a person waves", "a person bows", "a person turns"]
+    for text in texts:
+        page.fill("#prompt", text)
+        page.evaluate("document.getElementById('seconds').value = 3")
+        page.dispatch_event("#seconds", "input")
+        page.click("#seq-add")
+    assert page.locator("#seq-parts .seq-row").count() == 4
+    row = page.locator("#seq-parts .seq-row").nth(1)
+    row.locator(".seq-text").fill("a person waves with the right hand")  # parts stay editable
+    texts[1] = "a person waves with the right hand"
+    page.fill("#seed", "5")
+    page.click("#seq-generate")
+    page.wait_for_function("window.mosa.parts && window.mosa.parts.length === 4 && "
+                           "!window.mosa.busy", timeout=60_000)  # fmt: skip
+    assert page.errors == []
+    status = page.text_content("#status")
+    assert "error" not in (page.get_attribute("#status", "class") or ""), status
+    parts = page.evaluate("window.mosa.parts")
+    assert [(p["text"], p["start"], p["end"]) for p in parts] == [
+        (t, 3.0 * i, 3.0 * (i + 1)) for i, t in enumerate(texts)
+    ]
+    before = np.asarray(page.evaluate("window.mosa.samples[0].joints"))
+    assert before.shape == (240, 22, 3)
+    shot = os.environ.get("MOSA_WEB_SEQUENCE_SCREENSHOT")  # for docs/sequences.md
+    if shot:
+        page.locator("#parts .part").nth(1).click()
+        page.screenshot(path=shot)
+    boxes = [page.locator("#parts .part").nth(i).bounding_box() for i in range(4)]
+    assert all(a["x"] < b["x"] for a, b in zip(boxes, boxes[1:], strict=False))  # in order
+    assert abs(boxes[1]["width"] - boxes[2]["width"]) < 2  # equal parts, equal boxes
+
+    page.locator("#parts .part").nth(2).click()
+    assert page.evaluate("window.mosa.selectedPart") == 2
+    assert page.evaluate("window.mosa.span") == {"start": 6.0, "end": 9.0}
+    assert page.input_value("#prompt") == texts[2]
+    page.fill("#prompt", "a person kicks")
+    old_bvh = page.evaluate("window.mosa.samples[0].bvh")
+    page.click("#edit")
+    page.wait_for_function("document.getElementById('status').textContent.includes('span')")
+    page.wait_for_function("!window.mosa.busy", timeout=60_000)
+    status = page.text_content("#status")
+    assert "error" not in (page.get_attribute("#status", "class") or ""), status
+    after = np.asarray(page.evaluate("window.mosa.samples[0].joints"))
+    assert after.shape == before.shape and np.isfinite(after).all()
+    # the window sent is the generator's 197 frames around the span, [43, 240): before it
+    # the take is as it was, the span itself is new
+    np.testing.assert_allclose(after[:43], before[:43], atol=1e-9)
+    assert np.abs(after[120:180] - before[120:180]).max() > 1e-3
+    parts = page.evaluate("window.mosa.parts")
+    assert len(parts) == 4 and parts[2]["text"] == "a person kicks"
+    assert page.locator("#parts .part").count() == 4
+    bvh = page.evaluate("window.mosa.samples[0].bvh")
+    assert bvh != old_bvh and "Frames: 240" in bvh
+    assert page.errors == []

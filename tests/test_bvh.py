@@ -318,11 +318,13 @@ def test_json_mapping_for_unknown_rig(bandai_dir, tmp_path):
     path = bandai_dir / BANDAI_CLIPS[0]
     original = load_bvh(path)
     data = read_bvh(path)
-    # Names that say nothing about the body: neither a preset nor the matcher can map them.
+    # Names that say nothing about the body: neither a preset nor the matcher can map them;
+    # the skeleton's structure does (tests/test_rigmap.py), and a JSON mapping still rules.
     opaque = {n: f"bone{k:02d}" for k, n in enumerate(data.names)}
     renamed = _write(tmp_path, _renamed(path.read_text(), opaque), "opaque.bvh")
-    with pytest.raises(MosaError, match="left_knee"):
-        load_bvh(renamed)
+    by_structure = load_bvh(renamed)
+    assert by_structure.rig == "structure"
+    np.testing.assert_allclose(by_structure.joints, original.joints, atol=1e-6)
     mapping = {
         smpl: (None if src is None else opaque[src]) for smpl, src in original.mapping.items()
     }
@@ -453,3 +455,16 @@ def test_resample_is_linear_in_time():
     t_out = np.arange(5) / 20.0
     np.testing.assert_allclose(out[:, 0, 0], t_out * 3.0, atol=1e-12)
     np.testing.assert_allclose(resample(x, 60.0, 25.0)[:, 0, 1], np.arange(6) / 25 * -1.0)
+
+
+def test_write_bvh_exact_precision_keeps_every_value(cmu_file, tmp_path):
+    from mosa.motion.bvh import read_bvh, write_bvh
+
+    data = read_bvh(cmu_file)
+    rng = np.random.default_rng(0)
+    data.motion = data.motion[:20] + rng.normal(size=data.motion[:20].shape) * 1e-7
+    write_bvh(tmp_path / "exact.bvh", data, precision=None)
+    write_bvh(tmp_path / "six.bvh", data)
+    assert np.array_equal(read_bvh(tmp_path / "exact.bvh").motion, data.motion)
+    assert not np.array_equal(read_bvh(tmp_path / "six.bvh").motion, data.motion)
+    assert np.array_equal(read_bvh(tmp_path / "exact.bvh").offsets, data.offsets)

@@ -35,7 +35,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-ROUTES = ("/api/generate", "/api/edit")  # every POST route
+ROUTES = ("/api/generate", "/api/edit", "/api/extend", "/api/sequence", "/api/bvh")  # every POST
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def _post(client, path: str, body=None, raw: bytes | None = None, ctype="applica
         answer = r.json()
         assert isinstance(answer["detail"], str) and answer["detail"] and answer["hint"]
     elif r.status_code == 200:
-        assert r.json()["samples"]
+        assert r.json()["bvh" if path == "/api/bvh" else "samples"]
     return r
 
 
@@ -135,6 +135,42 @@ def edit_bodies(draw, source: np.ndarray):
     return {k: v for k, v in body.items() if k not in drop}
 
 
+def _joints(draw, source: np.ndarray, most: int = 200) -> list:
+    first = draw(st.integers(0, 60))
+    joints = source[first : first + most - draw(st.integers(0, most - 2))]
+    scale = draw(st.sampled_from([1.0, 1.0, 1.0, 0.0, 1e-6, 1e4, 1e30, -1.0]))
+    return (joints * scale).round(4).tolist()
+
+
+@st.composite
+def extend_bodies(draw, source: np.ndarray):
+    body = {
+        "joints": _field(draw, st.just(_joints(draw, source))),
+        "text": _field(draw, TEXT),
+        "seconds": _field(draw, st.floats(-1, 12) | st.sampled_from([0.1, 0.5, 2.0])),
+        "seed": _field(draw, SEED),
+        "bvh": _field(draw, st.booleans()),
+    }
+    drop = draw(st.sets(st.sampled_from(sorted(body)), max_size=1)) if draw(_RARELY) else ()
+    return {k: v for k, v in body.items() if k not in drop}
+
+
+@st.composite
+def sequence_bodies(draw):
+    n = draw(st.integers(0, 4))
+    body = {
+        "texts": _field(draw, st.lists(TEXT | st.just(""), min_size=n, max_size=n)),
+        "seconds": _field(
+            draw, st.none() | st.lists(st.floats(0, 6) | st.integers(-1, 12), max_size=5)
+        ),
+        "seed": _field(draw, SEED),
+        "cfg": _field(draw, st.none() | st.floats(-2, 1e6)),
+        "bvh": _field(draw, st.booleans()),
+    }
+    drop = draw(st.sets(st.sampled_from(sorted(body)), max_size=2)) if draw(_RARELY) else ()
+    return {k: v for k, v in body.items() if k not in drop}
+
+
 @FUZZ
 @given(path=st.sampled_from(ROUTES), body=ANY)
 def test_any_json_is_answered_below_500(client, path, body):
@@ -161,6 +197,25 @@ def test_generate_bodies_are_answered_below_500(client, body):
 @given(data=st.data())
 def test_edit_bodies_are_answered_below_500(client, source, data):
     _post(client, "/api/edit", data.draw(edit_bodies(source)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_extend_bodies_are_answered_below_500(client, source, data):
+    _post(client, "/api/extend", data.draw(extend_bodies(source)))
+
+
+@FUZZ
+@given(body=sequence_bodies())
+def test_sequence_bodies_are_answered_below_500(client, body):
+    _post(client, "/api/sequence", body)
+
+
+@FUZZ
+@given(data=st.data())
+def test_bvh_bodies_are_answered_below_500(client, source, data):
+    joints = _field(data.draw, st.just(_joints(data.draw, source)))
+    _post(client, "/api/bvh", {"joints": joints})
 
 
 def test_the_server_logged_no_crash(client, caplog):

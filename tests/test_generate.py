@@ -176,9 +176,16 @@ def test_pipeline_end_to_end(pipe, tmp_path):
     # same seed, alone in its batch, gives the same motion
     [again] = pipe.generate("someone jumps", seconds=3.2, seed=13)
     np.testing.assert_allclose(again.joints, out[2].joints, atol=1e-4)
-    # files: .npy holds the joints, .bvh reads back with the same frame count
+    # files: .npy holds the export (one fitted skeleton, feet locked), .bvh the same frames
+    from mosa.motion.io import prepare_generated
+    from mosa.motion.skeleton import PARENTS
+
     npy = out[0].save(tmp_path / "walk.npy")
-    np.testing.assert_allclose(np.load(npy), out[0].joints, atol=1e-6)
+    saved = np.load(npy)
+    np.testing.assert_allclose(saved, prepare_generated(out[0].joints, out[0].features), atol=1e-6)
+    bones = np.linalg.norm(saved[:, 1:] - saved[:, list(PARENTS[1:])], axis=-1)  # (T, 21)
+    assert np.ptp(bones, axis=0).max() < 1e-4  # constant bone lengths
+    assert np.abs(saved - out[0].joints).max() < 0.2  # and still the generated motion
     bvh = out[2].save(tmp_path / "jump.bvh").read_text()
     assert bvh.startswith("HIERARCHY")
     assert "Frames: 64" in bvh and "Frame Time: 0.05" in bvh

@@ -20,6 +20,7 @@ from PIL import Image
 from mosa import edit as E
 from mosa.cli import main as mosa_main
 from mosa.cli.edit import add_arguments as add_edit_arguments
+from mosa.edit.on_rig import save_edit
 from mosa.eval import edit_acceptance as A
 from mosa.eval import edit_examples as X
 from mosa.eval import edit_report as R
@@ -276,9 +277,12 @@ def test_readme_command_reproduces_the_edit(made, pipe, paths, tmp_path):
     assert mosa_main([*argv[1:-1], str(out)]) == 0
     got = read_motion(out).joints
     assert len(got) == row["frames"]
-    # the CLI makes the very motion the script measured and rendered
+    # the CLI makes the very motion the script measured and rendered, written as the CLI
+    # writes an edit (save_edit: on the source's own skeleton, feet locked)
     m, _ = X.run_example(pipe, EXAMPLES[0], paths, seed=3)
-    np.testing.assert_allclose(got, m.joints, atol=1e-4)
+    ref_out = save_edit(m, tmp_path / "ref.npy", [read_motion(paths["b"])])
+    np.testing.assert_array_equal(got, read_motion(ref_out).joints)
+    np.testing.assert_allclose(got[m.kept], m.joints[m.kept], atol=1e-4)
     # and its first frames (kept, before the span at 1.0 s) are exactly the source's
     ref = recover_joints(np.load(paths["b"]))
     np.testing.assert_allclose(got[:15], ref[:15], atol=1e-4)

@@ -62,6 +62,52 @@ def test_cache_and_batch_independence(minilm):
     assert list(small._cache) == ["b", "c"]
 
 
+def test_minilm_matches_transformers_bert(minilm):
+    """The plain-torch ``Bert`` + ``tokenizers`` WordPiece compute what transformers'
+    BertModel + its tokenizer do (the encoder before this change), alone and padded."""
+    transformers = pytest.importorskip("transformers")
+    path = minilm_path()
+    ref_model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+    ref_tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    texts = ["a person waves with the right hand", "Someone JUMPS, then spins 360 degrees!",
+             "x", "walk " * 300]  # fmt: skip
+    for t in texts:
+        want = ref_tok(t, truncation=True, max_length=256)["input_ids"]
+        assert minilm.tokenizer.encode(t).ids == want
+    minilm.clear_cache()
+    for batch in ([texts[0]], texts):
+        enc = ref_tok(batch, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            ref = ref_model(**enc).last_hidden_state
+        ours, mask = minilm.encode(batch)
+        assert torch.equal(mask, enc["attention_mask"].bool())
+        ref = ref * mask[..., None]  # our padding rows are zero
+        assert (ours - ref).abs().max() < 1e-5
+        minilm.clear_cache()
+
+
+def test_minilm_load_does_not_import_transformers():
+    code = (
+        "import sys; from mosa.models.text import load_text_encoder;"
+        "load_text_encoder('minilm').encode(['hello']);"
+        "print(sorted(m for m in ('transformers', 'sentence_transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_minilm_weights_are_memory_mapped(minilm):
+    """The word embedding table (47 MB) is a view of the package's file, not a copy."""
+    w = minilm.model.get_parameter("embeddings.word_embeddings.weight")
+    assert w.shape == (30522, 384)
+    assert not w.requires_grad
+    from mosa.checkpoint import map_safetensors
+
+    mapped = map_safetensors(minilm_path() / "model.safetensors")
+    assert torch.equal(mapped["embeddings.word_embeddings.weight"], w)
+
+
 def test_offline_load_in_fresh_process():
     code = (
         "from mosa.models.text import load_text_encoder;"

@@ -4,6 +4,8 @@ a ``PromptWarning`` in the Python API, ``mosa: warning:`` on the command line, a
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import warnings
 
@@ -73,6 +75,29 @@ def test_info_prints_the_model_card(folders, capsys):
     assert main(["info", "--checkpoint", str(plain)]) == 0
     assert "no vocabulary" in capsys.readouterr().out
     assert main(["info", "--checkpoint", str(known / "missing")]) == 2
+
+
+def test_info_shows_corpora_and_measured_pass_rates(folders, tmp_path, capsys):
+    card_dir = tmp_path / "card"
+    shutil.copytree(folders[0], card_dir)
+    spec = json.loads((card_dir / "pipeline.json").read_text())
+    spec["corpora"] = [{"name": "cmu", "clips": 396, "licence": "free for research"}]
+    spec["citations"] = ["KIT-ML, Big Data 2016"]
+    (card_dir / "pipeline.json").write_text(json.dumps(spec))
+    rows = [{"action": "walk", "passed": 24, "motions": 32, "pass_rate": 0.75}]
+    (card_dir / "sar" / "action_pass_rates.json").write_text(
+        json.dumps({"seeds": 16, "rows": rows})
+    )
+    assert main(["info", "--checkpoint", str(card_dir)]) == 0
+    card = capsys.readouterr().out
+    assert "cmu: 396 clips; free for research" in card and "cite: KIT-ML" in card
+    assert (
+        re.search(r"\| walk \| 2 \| \d+ \| 75% \(24/32\) \|", card)
+        and "16 seeds per prompt" in card
+    )
+    (card_dir / "sar" / "action_pass_rates.json").write_text("{not json")
+    assert main(["info", "--checkpoint", str(card_dir)]) == 0  # damaged: card without rates
+    assert "75%" not in capsys.readouterr().out
 
 
 def test_http_api_reports_the_vocabulary(folders):

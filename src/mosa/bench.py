@@ -47,9 +47,42 @@ def prompts_for(batch: int, salt: int = 0) -> list[str]:
 
 
 def max_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB)."""
+    """Peak resident memory of this process so far (MB), or since ``reset_peak_rss``."""
+    try:  # Linux: VmHWM, which reset_peak_rss can reset (ru_maxrss cannot be)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now (MB); None where ``/proc`` is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak resident memory to its current one (Linux: writing 5 to
+    ``/proc/self/clear_refs``); False where that is not possible (the peak then only grows)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def count(module: torch.nn.Module | None) -> int:
@@ -121,9 +154,10 @@ def time_interleaved(
     }
 
 
-def pipeline_run(pipe, batch: int, frames: int, cfg: float = 3.0) -> RunOnce:
+def pipeline_run(pipe, batch: int, frames: int, cfg: float = 3.0, dtype: str = "fp32") -> RunOnce:
     """One timed generation of ``batch`` motions of ``frames`` frames: text encoding, the K
-    SAR steps, decoding + joint recovery (ms each, ``text_ms``/``sar_ms``/``decode_ms``)."""
+    SAR steps, decoding + joint recovery (ms each, ``text_ms``/``sar_ms``/``decode_ms``).
+    ``dtype`` "fp16"/"bf16": under ``torch.autocast`` in that precision (weights stay fp32)."""
     from mosa.pipeline import _joints
     from mosa.sampling import generate_tokens
 
@@ -131,8 +165,14 @@ def pipeline_run(pipe, batch: int, frames: int, cfg: float = 3.0) -> RunOnce:
     n_tok = pipe.frames_for(frames=frames)
     n = torch.full((batch,), n_tok, dtype=torch.long)
 
+    autocast = torch.autocast(dev.type, dtype=DTYPES[dtype], enabled=dtype != "fp32")
+
     @torch.inference_mode()
     def once(r: int) -> dict[str, float]:
+        with autocast:
+            return _once(r)
+
+    def _once(r: int) -> dict[str, float]:
         texts = prompts_for(batch, r)
         pipe.text_encoder.clear_cache()
         sync(dev)
@@ -170,18 +210,32 @@ def summarize(t: dict[str, float], batch: int, frames: int) -> dict[str, Any]:
 
 
 def bench_pipeline(
-    pipe, batch: int, frames: int, *, cfg: float = 3.0, repeats: int = 5, warmup: int = 1
+    pipe,
+    batch: int,
+    frames: int,
+    *,
+    cfg: float = 3.0,
+    repeats: int = 5,
+    warmup: int = 1,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
-    """Stage timings (ms, medians) of generating ``batch`` motions of ``frames`` frames."""
+    """Stage timings (ms, medians) of generating ``batch`` motions of ``frames`` frames, and
+    the memory it took: ``peak_rss_mb`` (the process's peak resident memory while this batch
+    size ran, where the peak can be reset; else None), ``peak_rss_delta_mb`` (how much the
+    process's peak grew) and on CUDA ``cuda_peak_mb`` (peak allocation)."""
     dev = pipe.device
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     rss0 = max_rss_mb()
-    t = time_stages(pipeline_run(pipe, batch, frames, cfg), repeats, warmup)
+    resettable = reset_peak_rss()
+    t = time_stages(pipeline_run(pipe, batch, frames, cfg, dtype), repeats, warmup)
+    peak = max_rss_mb()
     out = {
         **summarize(t, batch, pipe.frames_for(frames=frames) * pipe.unit),
         "cfg": cfg,
-        "peak_rss_delta_mb": round(max_rss_mb() - rss0, 1),
+        "dtype": dtype,
+        "peak_rss_mb": round(peak, 1) if resettable else None,
+        "peak_rss_delta_mb": round(max(peak - rss0, 0.0), 1),
     }
     if dev.type == "cuda":
         out["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
@@ -225,19 +279,25 @@ def run_bench(
     device: str | None = None,
     threads: int | None = None,
     int8: bool = False,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Time generation at each ``batch`` size; returns the report (``format_report`` shows it).
 
     The pipeline is the checkpoint folder's (``mosa.loading.load``), or with ``random_init``
-    one with random weights and a ``dim``/``layers``/``heads``/``ff`` transformer.
+    one with random weights and a ``dim``/``layers``/``heads``/``ff`` transformer. ``dtype``:
+    "fp32", or "fp16"/"bf16" under autocast (meant for GPUs; not with ``int8``).
     """
-    from mosa.loading import check_int8_device, default_device, load
+    from mosa.loading import check_int8_device, load, resolve_device
 
     if threads:
         torch.set_num_threads(threads)
     if any(b < 1 for b in batch) or repeats < 1:
         raise MosaError("--batch and --repeats must be >= 1", "e.g. --batch 1 32 --repeats 5")
-    dev = torch.device(device) if device else default_device()
+    if dtype not in DTYPES:
+        raise MosaError(f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
+    if int8 and dtype != "fp32":
+        raise MosaError("--int8 and --dtype fp16/bf16 do not go together", "pick one")
+    dev = resolve_device(device)
     if random_init:
         if dim % heads:
             raise MosaError(
@@ -250,11 +310,13 @@ def run_bench(
     else:
         pipe = load(checkpoint, dev, int8=int8)
     results = [
-        bench_pipeline(pipe, b, frames, cfg=cfg, repeats=repeats, warmup=warmup) for b in batch
+        bench_pipeline(pipe, b, frames, cfg=cfg, repeats=repeats, warmup=warmup, dtype=dtype)
+        for b in batch
     ]
     return {
         "model": "random-init" if random_init else "checkpoint",
         "int8": bool(int8),
+        "dtype": dtype,
         "sar_config": {k: getattr(pipe.sar.config, k) for k in ("dim", "layers", "heads", "ff")},
         "parameters": parameter_counts(pipe),
         "environment": environment(dev),
@@ -266,7 +328,8 @@ def format_report(report: dict[str, Any]) -> str:
     p, c = report["parameters"], report["sar_config"]
     lines = [
         f"mosa bench ({report['model']}; SAR {c['dim']}-d, {c['layers']} layers, {c['heads']} "
-        f"heads, ff {c['ff']}{', int8' if report.get('int8') else ''}; "
+        f"heads, ff {c['ff']}{', int8' if report.get('int8') else ''}"
+        f"{', ' + report['dtype'] if report.get('dtype', 'fp32') != 'fp32' else ''}; "
         f"{report['environment']['device']}, "
         f"{report['environment']['threads']} threads)",
         f"parameters: SAR {p['sar'] / 1e6:.2f} M, VAE {p['vae'] / 1e6:.2f} M "
@@ -276,14 +339,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'decode':>8} {'peak MB':>8}",
     ]
     for r in report["results"]:
-        peak = r.get("cuda_peak_mb", r["peak_rss_delta_mb"])
+        peak = r.get("cuda_peak_mb", r.get("peak_rss_mb") or r["peak_rss_delta_mb"])
         lines.append(
             f"{r['batch']:>5} {r['frames']:>6} {r['ms_per_motion']:>10.2f} "
             f"{r['ms_per_motion_no_text']:>9.2f} {r['text_ms']:>8.1f} {r['sar_ms']:>9.1f} "
             f"{r['decode_ms']:>8.1f} {peak:>8.1f}"
         )
     lines.append(
-        "(text/SAR/decode: ms per batch, medians; peak MB: CUDA peak allocation, or "
-        "growth of the process's peak RSS on CPU)"
+        "(text/SAR/decode: ms per batch, medians; peak MB: CUDA peak allocation, or on the "
+        "CPU the process's peak RSS while that batch size ran)"
     )
     return "\n".join(lines)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from mosa.errors import MosaError
 from mosa.io import atomic_dir, resolve_checkpoint_dir
@@ -248,17 +251,36 @@ def load_model(
             f"{where} does not describe a model that can be built: {exc}", _FIX
         ) from exc
     try:
-        model.load_state_dict(state)
+        # assign: the model takes the loaded tensors instead of copying them into its
+        # randomly initialised ones, which are freed (one copy of the weights, not two)
+        model.load_state_dict(_like(state, model), assign=True)
     except RuntimeError as exc:
         raise MosaError(f"weights in {path} do not match its config: {exc}", "re-train it") from exc
     return model.to(device).eval(), payload
+
+
+def _like(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with each tensor in the dtype of the model's own (``load_state_dict`` with
+    ``assign=True`` would keep a float16 file's dtype, where copying converts it), and in
+    memory aligned as torch allocates it: safetensors' tensors start 8 bytes into a Python
+    ``bytes`` object, and CPU kernels round differently on unaligned data, so a model would
+    not give the outputs of the same weights copied in."""
+    own = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        v = v.to(own[k].dtype) if k in own else v
+        out[k] = v.clone() if v.data_ptr() % _ALIGN else v
+    return out
+
+
+_ALIGN = 64  # bytes: what torch's CPU allocator gives, and what vectorised kernels assume
 
 
 def _check_shapes(model_cls: type, config: Any, state: dict[str, torch.Tensor], where) -> None:
     """Build the model on the meta device (no memory) and compare its tensor shapes with the
     weights file, so a config that asks for a huge model fails before anything is allocated."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _MetaProbe():
             probe = model_cls(config)
         want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     except Exception:  # a model that cannot be built on meta: the real build will tell
@@ -270,6 +292,46 @@ def _check_shapes(model_cls: type, config: Any, state: dict[str, torch.Tensor], 
                 f"{tuple(state[k].shape)} in {WEIGHTS_FILE}, {where} makes it {shape}",
                 "use the config.json saved with these weights (re-train or re-copy it)",
             )
+
+
+class _MetaProbe(TorchFunctionMode):
+    """While a model is built on the meta device for its shapes: initialisers
+    (``torch.nn.init.*``), in-place fills, item assignment, ``torch.eye``, ``torch.randn``
+    and arithmetic with a Python number only need the shape, so they skip the computation.
+    Their meta kernels are Python code whose first use imports ``torch._dynamo`` (a second
+    of every ``mosa generate``)."""
+
+    _SCALAR_OPS = frozenset({
+        torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.mul,
+        torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.add,
+        torch.Tensor.div, torch.Tensor.__truediv__, torch.div,
+        torch.Tensor.sub, torch.Tensor.__sub__, torch.sub,
+    })  # fmt: skip
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        if func is torch.eye and not kwargs and all(isinstance(a, int) for a in args):
+            return torch.empty(args[0], args[-1])  # on meta: the device context is below
+        if func in (torch.randn, torch.rand) and "generator" not in kwargs:
+            return torch.empty(*args, **kwargs)
+        on_meta = bool(args) and isinstance(args[0], torch.Tensor) and args[0].is_meta
+        if on_meta and func is torch.Tensor.__setitem__:
+            return None
+        name = getattr(func, "__name__", "")
+        if on_meta and name.endswith("_") and not name.startswith(("resize", "set", "__")):
+            return args[0]  # in-place fills (normal_, zero_, copy_, ...)
+        if (
+            func in self._SCALAR_OPS
+            and len(args) == 2
+            and not kwargs
+            and on_meta
+            and isinstance(args[1], int | float)
+            and not isinstance(args[1], bool)
+        ):
+            return torch.empty(args[0].shape, dtype=args[0].dtype)
+        return func(*args, **kwargs)
 
 
 def load_stats(
@@ -301,6 +363,59 @@ def load_extra_tensors(path: str | os.PathLike, stem: str) -> dict[str, torch.Te
     """Load ``<stem>.safetensors`` from a checkpoint folder, or None if absent."""
     f = resolve_checkpoint_dir(path) / f"{stem}.safetensors"
     return load_file(str(f)) if f.is_file() else None
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+def map_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, memory-mapped copy-on-write instead of read.
+
+    Nothing is read until a tensor is used, and only the pages used are (an embedding table
+    whose few looked-up rows are all a prompt touches stays on disk); writing to a tensor
+    copies its pages, never changes the file. ``MosaError`` for a file that is not a
+    well-formed safetensors file. Falls back to ``safetensors.torch.load_file`` on a
+    big-endian machine.
+    """
+    path = Path(path)
+    if sys.byteorder != "little":
+        return load_file(str(path))
+    bad = f"corrupt weights {path}"
+    try:
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except ValueError as exc:  # an empty file cannot be mapped
+        raise MosaError(f"{bad}: {exc}", "re-train or re-copy it") from exc
+    try:
+        size = int.from_bytes(mm[:8], "little")
+        if len(mm) < 8 or not 0 < size <= len(mm) - 8:
+            raise ValueError("header size out of range")
+        header = json.loads(bytes(mm[8 : 8 + size]))
+        base = 8 + size
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            out[name] = _mapped_tensor(mm, base, info)
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise MosaError(f"{bad}: {exc}", "re-train or re-copy it") from exc
+    return out
+
+
+def _mapped_tensor(mm: mmap.mmap, base: int, info: dict[str, Any]) -> torch.Tensor:
+    dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+    shape = [int(n) for n in info["shape"]]
+    start, end = (int(o) for o in info["data_offsets"])
+    count = int(np.prod(shape)) if shape else 1
+    if end - start != count * dtype.itemsize or start < 0 or base + end > len(mm):
+        raise ValueError(f"tensor data out of range ({info})")
+    if count == 0:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(mm, dtype=dtype, count=count, offset=base + start).view(shape)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

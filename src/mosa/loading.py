@@ -262,10 +262,14 @@ def _resolve(folder: Path, rel: str) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
+PASS_RATES_FILE = "action_pass_rates.json"  # in the sar folder: benchmarks/action_generation.py
+
+
 def model_card(folder: str | os.PathLike) -> str:
     """A checkpoint folder's model card as text: what the pipeline was trained on (the
-    ``trained_on`` note of ``pipeline.json``) and the actions its vocabulary records, with
-    their training clips and seconds (``mosa.vocabulary``)."""
+    ``trained_on`` note and ``corpora`` of ``pipeline.json``), the actions its vocabulary
+    records with their training clips and seconds (``mosa.vocabulary``) and, where measured
+    (``sar/action_pass_rates.json``), how often generated motion shows each action."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise MosaError(
@@ -274,17 +278,54 @@ def model_card(folder: str | os.PathLike) -> str:
         )
     spec = read_pipeline_spec(folder)
     lines = [f"checkpoint: {folder}", f"trained on: {spec.get('trained_on', 'not recorded')}"]
-    vocab = load_vocabulary(_resolve(folder, spec["sar"]))
+    lines += _corpora_lines(spec)
+    sar_dir = _resolve(folder, spec["sar"])
+    vocab = load_vocabulary(sar_dir)
     if vocab is None:
         lines.append("actions: not recorded (this checkpoint has no vocabulary)")
         return "\n".join(lines)
-    lines += ["", "| action | training clips | seconds |", "|---|---|---|"]
+    rates = _pass_rates(sar_dir)
+    head = "| action | training clips | seconds |" + (" generated pass rate |" if rates else "")
+    lines += ["", head, "|---|---|---|" + ("---|" if rates else "")]
     for name, stats in sorted(vocab.counts.items(), key=lambda kv: -kv[1].clips):
         if stats.clips:
-            lines.append(f"| {name} | {stats.clips} | {stats.seconds:.0f} |")
+            rate = f" {rates.get(name, 'n/a')} |" if rates else ""
+            lines.append(f"| {name} | {stats.clips} | {stats.seconds:.0f} |{rate}")
     never = sorted(n for n, st in vocab.counts.items() if st.clips == 0)
     if never:
         lines += ["", "never trained on: " + ", ".join(never)]
+    if rates:
+        lines.append(f"pass rates: {rates['_how']}")
     lines.append(f"prompts far from the training captions are warned about (threshold "
                  f"{vocab.threshold:.2f}, text encoder {vocab.encoder})")  # fmt: skip
     return "\n".join(lines)
+
+
+def _corpora_lines(spec: dict[str, Any]) -> list[str]:
+    """``pipeline.json``'s ``corpora`` (name, clips, licence) and ``citations`` as lines."""
+    lines = []
+    corpora = spec.get("corpora") or []
+    if corpora:
+        lines += ["", "corpora:"]
+        for c in corpora:
+            licence = c.get("licence", "licence not recorded")
+            lines.append(f"  {c['name']}: {c.get('clips', '?')} clips; {licence}")
+    lines += [f"  cite: {c}" for c in spec.get("citations") or []]
+    return lines
+
+
+def _pass_rates(sar_dir: Path) -> dict[str, str]:
+    """``{action: "81% (26/32)"}`` from the sar folder's measured pass rates ({} when none);
+    ``_how`` says how they were measured."""
+    f = sar_dir / PASS_RATES_FILE
+    if not f.is_file():
+        return {}
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+        rates = {r["action"]: f"{100 * r['pass_rate']:.0f}% ({r['passed']}/{r['motions']})"
+                 for r in data["rows"] if r.get("pass_rate") is not None}  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return {}  # a damaged optional file must not stop `mosa info`
+    rates["_how"] = (f"kinematic rule per action (mosa.eval.actions), {data.get('seeds', '?')} "
+                     "seeds per prompt, 2 user-phrased prompts per action")  # fmt: skip
+    return rates

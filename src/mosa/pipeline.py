@@ -67,11 +67,28 @@ class GeneratedMotion:
     def seconds(self) -> float:
         return len(self.joints) / self.fps
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write by extension: .bvh, .npy (joints), .mp4 or .gif (rendered, captioned)."""
-        from mosa.motion.io import write_motion
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        rig: Any = None,
+        mapping: Any = None,
+        foot_lock: bool = True,
+    ) -> Path:
+        """Write by extension: .bvh, .npy (joints), .mp4 or .gif (rendered, captioned).
 
-        return write_motion(path, self.joints, fps=self.fps, caption=self.text)
+        What is written is the export (``mosa.motion.io.prepare_generated``): one skeleton for
+        the whole motion (constant bone lengths, so .npy and .bvh agree) with the feet locked
+        where the generator predicts contact (``foot_lock=False``: as sampled). ``rig``: a
+        character's BVH (path or ``BVHData``) to retarget onto (.bvh only; ``mapping`` for a
+        rig whose joints are not recognised); None or ``"smpl"``: mosa's 22-joint skeleton.
+        """
+        from mosa.motion.io import save_generated
+
+        return save_generated(
+            path, self.joints, fps=self.fps, features=self.features, rig=rig,
+            mapping=mapping, foot_lock=foot_lock, caption=self.text,
+        )  # fmt: skip
 
 
 class Pipeline:
@@ -322,6 +339,13 @@ class Pipeline:
         """Features from the first ``len(tokens)`` scales (coarse-to-fine previews)."""
         f_hat = self.vae.quantizer.decode([t.to(self.device) for t in tokens], n.cpu())
         return self.decode_latent(f_hat, n)
+
+    def sequence(self, texts: Sequence[str], seconds=None, seed: int | None = None, **kw):
+        """One continuous take of ``texts`` in order, each part a continuation of the last:
+        ``mosa.edit.sequence(self, texts, seconds, seed, **kw)`` (a ``SequenceMotion`` with
+        the parts' spans). The pipeline does not depend on editing: the function is resolved
+        by name at call time."""
+        return importlib.import_module("mosa.edit").sequence(self, texts, seconds, seed, **kw)
 
     def __getattr__(self, name: str):
         """Deprecated (0.2): ``pipe.extend(...)`` & co. are ``mosa.edit.extend(pipe, ...)``.

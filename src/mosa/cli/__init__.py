@@ -48,6 +48,7 @@ COMMANDS = (
     ),
     Command("inbetween", "generate the motion between two motions from text",
             "mosa.cli.inbetween"),
+    Command("sequence", "one continuous take from a sequence of prompts", "mosa.cli.sequence"),
     Command("data", "build training data", "mosa.cli.data"),
     Command(
         "render",
@@ -69,6 +70,8 @@ COMMANDS = (
     Command("serve", "web page and HTTP API (FastAPI)", "mosa.cli.serve"),
     Command("bench", "time text-to-motion generation (ms per motion)", "mosa.cli.bench"),
     Command("info", "the model card: what a checkpoint was trained on", "mosa.cli.info"),
+    Command("blender-addon", "write the Blender add-on's installable zip",
+            "mosa.cli.blender_addon"),
 )  # fmt: skip
 
 
@@ -113,7 +116,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 # commands whose SIGTERM/SIGHUP end like Ctrl-C (unwinding, so no temporary file is left);
 # the others (serve, train, data) keep the handling they have
-CLEAN_STOP_COMMANDS = frozenset({"generate", "edit", "inbetween", "convert", "render"})
+CLEAN_STOP_COMMANDS = frozenset({"generate", "edit", "inbetween", "sequence", "convert", "render"})
 
 
 class Terminated(BaseException):

@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (use 1 on a machine shared with other jobs: oversubscribed "
         "threads make every op wait)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="precision: fp32, or fp16/bf16 under autocast (GPUs; not with --int8)",
+    )
     add_int8_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch, frames=args.frames, cfg=args.cfg, repeats=args.repeats,
         warmup=args.warmup, checkpoint=args.checkpoint, random_init=args.random_init,
         dim=args.dim, layers=args.layers, heads=args.heads, ff=args.ff, device=args.device,
-        threads=args.threads, int8=args.int8,
+        threads=args.threads, int8=args.int8, dtype=args.dtype,
     )  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

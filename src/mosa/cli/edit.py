@@ -20,6 +20,7 @@ from mosa.cli.common import (
     load_from_args,
     prompt_warnings_to_stderr,
 )
+from mosa.cli.generate import add_foot_lock_argument
 from mosa.edit.modes import (
     DEFAULT_CONTEXT,
     EditedMotion,
@@ -28,6 +29,7 @@ from mosa.edit.modes import (
     outpaint,
     parse_context,
 )
+from mosa.edit.on_rig import RIGS, save_edit
 from mosa.edit.seams import DEFAULT_BLEND
 from mosa.errors import MosaError
 from mosa.motion.io import read_motion
@@ -65,7 +67,29 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
         "which must then fit the generator's maximum length",
     )
     parser.add_argument("--mapping", default=None, help="BVH joint mapping (preset or JSON file)")
+    parser.add_argument(
+        "--rig",
+        default="source",
+        metavar="source|smpl",
+        help="skeleton of the output: 'source' (default): a .bvh of a BVH source is on the "
+        "source's own rig, frame rate and place in the scene, its kept frames exactly the "
+        "source's (other outputs: the source's own joint positions); 'smpl': mosa's 22-joint "
+        "skeleton at 20 fps, starting at the origin",
+    )
+    add_foot_lock_argument(parser)
     add_pipeline_arguments(parser)
+
+
+def check_rig_arg(rig: str) -> None:
+    """``MosaError`` unless ``--rig`` of an edit is 'source' or 'smpl'."""
+    if rig not in RIGS:
+        hint = "use --rig source (the default) or --rig smpl"
+        if rig.lower().endswith(".bvh"):
+            hint = (
+                "an edit stays on its source's rig; to put a motion on another character use "
+                "mosa generate --rig character.bvh, or " + hint
+            )
+        raise MosaError(f"--rig {rig}: unknown rig for an edit", hint)
 
 
 def context_arg(text: str) -> float | None:
@@ -100,6 +124,7 @@ def check_edit_options(args: argparse.Namespace) -> tuple[int, int, int, float]:
     check_seed_arg(args.seed)
     check_positive_arg(args.blend, "--blend")
     check_sampling_args(args)
+    check_rig_arg(args.rig)
     return check_pipeline_args(args)
 
 
@@ -109,6 +134,14 @@ def edit_options(args: argparse.Namespace) -> dict:
         "top_k": args.top_k, "top_p": args.top_p, "blend": args.blend, "crop": args.crop,
         "context": args.context,
     }  # fmt: skip
+
+
+def save(m: EditedMotion, args: argparse.Namespace, sources: list) -> Path:
+    """Write ``m`` as ``--output``, ``--rig`` and ``--no-foot-lock`` ask (``save_edit``)."""
+    return save_edit(
+        m, args.output, sources, rig=args.rig, mapping=args.mapping,
+        foot_lock=not args.no_foot_lock,
+    )  # fmt: skip
 
 
 def report(m: EditedMotion, path: Path) -> None:
@@ -143,5 +176,5 @@ def run(args: argparse.Namespace) -> int:
             m = edit_span(pipe, source, args.text, args.start, args.end, **opts)
         else:
             m = outpaint(pipe, source, args.text, args.lead_in or 0.0, args.extend or 0.0, **opts)
-    report(m, m.save(args.output))
+    report(m, save(m, args, [source]))
     return 0

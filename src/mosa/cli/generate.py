@@ -19,7 +19,7 @@ from mosa.cli.common import (
 )
 from mosa.errors import MosaError
 from mosa.io import check_writable
-from mosa.motion.io import output_paths
+from mosa.motion.io import output_paths, save_generated
 from mosa.requests import check_length, check_text, read_prompts
 
 
@@ -47,6 +47,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sampling_arguments(parser)
     add_pipeline_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="motions per forward pass")
+    parser.add_argument(
+        "--rig",
+        default=None,
+        metavar="CHARACTER.bvh|smpl",
+        help="write the motion on this character's skeleton (a BVH of it: its hierarchy, "
+        "names, rest pose, axes, units and frame rate); needs a .bvh output. Default: mosa's "
+        "22-joint skeleton",
+    )
+    parser.add_argument(
+        "--rig-mapping",
+        default=None,
+        help="joint mapping of the --rig skeleton when it is not recognised (preset or JSON)",
+    )
+    add_foot_lock_argument(parser)
+
+
+def add_foot_lock_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-foot-lock`` (generate, edit, inbetween)."""
+    parser.add_argument(
+        "--no-foot-lock",
+        action="store_true",
+        help="keep generated feet as generated; by default feet the generator puts on the "
+        "floor are locked there (no sliding) on export",
+    )
+
+
+def check_rig(rig: str | None, output: Path, mapping=None):
+    """The ``--rig`` skeleton, parsed and mapped (None for mosa's own); ``MosaError`` naming
+    the fix before any model is loaded."""
+    if rig is None or rig.lower() == "smpl":
+        return None
+    from mosa.motion.rig_out import load_rig, rig_frame
+
+    bvh = load_rig(Path(rig))
+    if output.suffix.lower() != ".bvh":
+        raise MosaError(
+            f"--rig writes the motion on a character's skeleton, as BVH; '{output.name}' is not",
+            f"give an output ending in .bvh (e.g. -o {output.with_suffix('.bvh').name})",
+        )
+    rig_frame(bvh, mapping)  # a rig that cannot be mapped fails here, not after generating
+    return bvh
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     lo, hi, unit, fps = check_pipeline_args(args)
     if args.seconds is not None or args.frames is not None:
         check_length(args.seconds, args.frames, (lo, hi), fps, unit)
+    rig = check_rig(args.rig, args.output, args.rig_mapping)
     paths = output_paths(args.output, total)
     check_writable(paths[-1])  # the longest name
     pipe = load_from_args(args)
@@ -89,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
             )  # fmt: skip
         for m in motions:
-            path = m.save(paths[written])
+            path = save_generated(
+                paths[written], m.joints, fps=m.fps, features=m.features, rig=rig,
+                mapping=args.rig_mapping, foot_lock=not args.no_foot_lock, caption=m.text,
+            )  # fmt: skip
             written += 1
             bar.write(
                 f"wrote {path} ({len(m.joints)} frames, {m.seconds:.2f} s, seed {m.seed}): {m.text}"

@@ -11,7 +11,7 @@ from mosa.cli.common import (
     load_from_args,
     prompt_warnings_to_stderr,
 )
-from mosa.cli.edit import add_edit_options, check_edit_options, edit_options, report
+from mosa.cli.edit import add_edit_options, check_edit_options, edit_options, report, save
 from mosa.edit.modes import inbetween
 from mosa.motion.io import read_motion
 
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_from_args(args)
     with prompt_warnings_to_stderr():
         m = inbetween(pipe, a, b, args.text, args.seconds, **edit_options(args))
-    report(m, m.save(args.output))
+    report(m, save(m, args, [a, b]))
     return 0

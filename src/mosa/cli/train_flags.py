@@ -51,3 +51,25 @@ def train_overrides(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
         out["max_time_s"] = None if args.max_minutes is None else args.max_minutes * 60
     out.update({name: getattr(args, name) for name in extra})
     return out
+
+
+def add_balance_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--balance-by/--balance-power/--balance-cap`` (``mosa.train.balance``)."""
+    parser.add_argument(
+        "--balance-by",
+        metavar="REGEX|actions",
+        help="repeat rare groups of training items; the group is the regex's first capture "
+        "group in the item name (Bandai-Namco content: '_([a-z-]+)_'), or with 'actions' the "
+        "item's rarest action in the dataset's actions.json",
+    )
+    parser.add_argument(
+        "--balance-power", type=float, default=0.5, help="repeats = (typical / group size) ** this"
+    )
+    parser.add_argument("--balance-cap", type=int, default=8, help="most repeats of one item")
+
+
+def balance_from_args(args: argparse.Namespace) -> tuple[str, float, int] | None:
+    """``(pattern, power, cap)`` of the balance flags, or None without ``--balance-by``."""
+    if not args.balance_by:
+        return None
+    return (args.balance_by, args.balance_power, args.balance_cap)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from mosa.cli.train_flags import (
+    add_balance_arguments,
     add_run_arguments,
     add_schedule_arguments,
     add_timing_arguments,
+    balance_from_args,
     train_overrides,
 )
 
@@ -31,17 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_schedule_arguments(parser)
     add_timing_arguments(parser)
     parser.add_argument("--val-items", type=int, default=2048, help="cap on validation motions")
-    parser.add_argument(
-        "--balance-by",
-        metavar="REGEX|actions",
-        help="repeat rare groups of training items; the group is the regex's first capture "
-        "group in the item name (Bandai-Namco content: '_([a-z-]+)_'), or with 'actions' the "
-        "item's rarest action in the dataset's actions.json",
-    )
-    parser.add_argument(
-        "--balance-power", type=float, default=0.5, help="repeats = (typical / group size) ** this"
-    )
-    parser.add_argument("--balance-cap", type=int, default=8, help="most repeats of one item")
+    add_balance_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from mosa.train.gen import build_configs, train_gen
 
     model_overrides, train_cfg = build_configs(args.config, train_overrides(args))
-    balance = None
-    if args.balance_by:
-        balance = (args.balance_by, args.balance_power, args.balance_cap)
+    balance = balance_from_args(args)
     summary = train_gen(
         args.vae, args.data, args.out, model_overrides, train_cfg, resume=args.resume,
         force=args.force, init=args.init, device=args.device, text_encoder=args.text_encoder,

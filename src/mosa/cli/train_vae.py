@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from mosa.cli.train_flags import (
+    add_balance_arguments,
     add_run_arguments,
     add_schedule_arguments,
     add_timing_arguments,
+    balance_from_args,
     train_overrides,
 )
 
@@ -21,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, help="training crop length in frames")
     add_timing_arguments(parser)
     parser.add_argument("--val-items", type=int, default=None, help="cap on validation motions")
+    parser.add_argument(
+        "--init",
+        help="warm-start from this tokenizer checkpoint folder (its weights, config and "
+        "mean/std; fresh optimizer and schedule)",
+    )
+    add_balance_arguments(parser)
 
 
 def configs_from_args(args: argparse.Namespace):
@@ -44,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         device=args.device,
         val_items=args.val_items,
+        init=args.init,
+        balance=balance_from_args(args),
     )
     report_done(summary, args.out, "val MPJPE", "{:.1f} mm")
     return 0

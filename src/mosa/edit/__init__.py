@@ -1,5 +1,6 @@
 """Motion editing with the text-to-motion generator, no fine-tuning: span regeneration,
-continuation (``extend``), ``lead_in``, ``inbetween`` and ``outpaint``.
+continuation (``extend``), ``lead_in``, ``inbetween`` and ``outpaint``; and long takes from a
+sequence of prompts (``sequence``), each part a continuation of the take so far.
 
 Every mode lays out an output canvas of kept source frames and frames to generate, then runs
 the normal generation loop with one ``ForcedTokens`` strategy on a window of it: the generated
@@ -42,8 +43,8 @@ multiples of the tokenizer's 4-frame unit: the extra (< 4) frames go to the gene
 
 The package depends on ``mosa.pipeline`` and ``mosa.sampling``, never the reverse:
 ``canvas`` (what is kept and what is generated, the generator window and token masks),
-``seams`` (offset blending where kept and generated frames meet) and ``modes`` (running an
-edit and the five modes over one canvas runner).
+``seams`` (offset blending where kept and generated frames meet), ``modes`` (running an
+edit and the five modes over one canvas runner) and ``sequence`` (chained continuations).
 """
 
 from mosa.edit.canvas import (
@@ -68,6 +69,14 @@ from mosa.edit.modes import (
     run_canvas,
     source_features,
 )
+from mosa.edit.on_rig import (
+    Take,
+    edit_on_joints,
+    edit_on_rig,
+    lock_generated_feet,
+    save_edit,
+    take_of,
+)
 from mosa.edit.seams import (
     DEFAULT_BLEND,
     MAX_WINDOW,
@@ -80,11 +89,21 @@ from mosa.edit.seams import (
     seam_weights,
     source_speed,
 )
+from mosa.edit.sequences import (
+    MIN_CONTEXT,
+    SequenceMotion,
+    SequencePart,
+    check_sequence,
+    sequence,
+)
 
 __all__ = [
-    "DEFAULT_BLEND", "DEFAULT_CONTEXT", "MAX_WINDOW", "SMOOTHSTEP_SLOPE", "SPEED_BUDGET",
-    "Canvas", "EditedMotion", "Part", "Seam", "Segment", "Source",
+    "DEFAULT_BLEND", "DEFAULT_CONTEXT", "MAX_WINDOW", "MIN_CONTEXT", "SMOOTHSTEP_SLOPE",
+    "SPEED_BUDGET", "Canvas", "EditedMotion", "Part", "Seam", "Segment", "SequenceMotion",
+    "SequencePart", "Source", "Take", "check_sequence", "edit_on_joints", "edit_on_rig",
+    "lock_generated_feet", "save_edit", "take_of",
     "edit_span", "extend", "find_seams", "generator_window", "inbetween", "latent_mask",
     "layout", "lead_in", "offset_join", "outpaint", "parse_context", "run_canvas",
-    "seam_reference", "seam_weights", "source_features", "source_speed", "token_masks",
+    "seam_reference", "seam_weights", "sequence", "source_features", "source_speed",
+    "token_masks",
 ]  # fmt: skip

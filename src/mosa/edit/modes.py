@@ -79,7 +79,7 @@ def run_canvas(
     generator sees (``generator_window``; None: the whole canvas). The rest of the canvas is
     kept as it is. A long kept context makes the generator continue the source's action
     rather than the text's. ``kw``: ``_run_window``'s options (seed, blend, keep_source,
-    sampling).
+    damp_short_bones, sampling).
     """
     frames = None if context is None else _context_frames(context, pipe.fps)
     a, b = generator_window(canvas.kept, frames, pipe.unit, pipe.frame_range)
@@ -140,14 +140,15 @@ def _run_window(
     seed: int | None = None,
     blend: int = DEFAULT_BLEND,
     keep_source: bool = True,
+    damp_short_bones: bool = False,
     **sampling,
 ) -> EditedMotion:
     """Generate the non-kept frames of ``canvas``, all of which the generator sees.
 
     ``keep_source``: kept frames are the source's own features, joined to the generated ones
-    by ``offset_join`` (``blend``: its shortest seam window, frames); False returns the
-    decoded motion everywhere. ``sampling``: cfg, temperature, top_k, top_p; those left out
-    or None take ``pipe.edit_defaults``.
+    by ``offset_join`` (``blend``: its shortest seam window, frames; ``damp_short_bones``:
+    its option of that name); False returns the decoded motion everywhere. ``sampling``:
+    cfg, temperature, top_k, top_p; those left out or None take ``pipe.edit_defaults``.
     """
     unit, T = pipe.unit, canvas.frames
     if T % unit:
@@ -174,8 +175,9 @@ def _run_window(
 
     if keep_source:
         features, w, seams = offset_join(
-            canvas.features, decoded, canvas.kept, min_window=blend, fps=pipe.fps
-        )
+            canvas.features, decoded, canvas.kept, min_window=blend, fps=pipe.fps,
+            damp_short_bones=damp_short_bones,
+        )  # fmt: skip
     else:
         features, w, seams = decoded.astype(np.float32), np.zeros(T, np.float32), []
     joints = np.asarray(recover_joints(features), dtype=np.float32)

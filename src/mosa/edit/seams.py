@@ -115,6 +115,17 @@ def _rotate(v: np.ndarray, r: np.ndarray) -> np.ndarray:
     return v * c + np.cross(k, v) * s + k * np.sum(k * v, axis=-1, keepdims=True) * (1 - c)
 
 
+def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Unit vectors ``(..., 3)`` a share ``t (...)`` of the arc from unit vectors ``a`` to
+    ``b`` (``t = 0``: ``a``, ``t = 1``: ``b``); nearly equal vectors are mixed linearly."""
+    cos = np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)
+    angle = np.arccos(cos)[..., None]
+    sin, t = np.sin(angle), t[..., None]
+    arc = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.maximum(sin, 1e-12)
+    out = np.where(sin > 1e-6, arc, (1 - t) * a + t * b)
+    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+
+
 def _chain_sum(per_bone: np.ndarray, root: float) -> np.ndarray:
     """``(22,)``: ``root`` plus ``per_bone (21,)`` summed along each joint's chain."""
     acc = np.zeros(NUM_JOINTS)
@@ -189,6 +200,7 @@ def offset_join(
     budget: float = SPEED_BUDGET,
     speed: float | None = None,
     fps: float = 20.0,
+    damp_short_bones: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[Seam]]:
     """Join kept source frames and decoded frames with decaying seam offsets (inertialization).
 
@@ -216,6 +228,14 @@ def offset_join(
     within ``[min_window, max_window]`` frames and at most the run's ``reach`` when another
     kept part follows the run.
 
+    ``damp_short_bones``: a bone the decode makes shorter than the source's at a seam (ratio
+    ``r < 1`` of the lengths) follows the decode's changes of direction only a share ``1 - w
+    (1 - r)`` of the way from the source's direction (``w``: the seam weight), so restoring
+    its length does not turn the decode's fast turn of a short, degenerate bone into a fast
+    step of the joints below it (a 0.1 m forearm at the seam, a 0.3 m wrist step); the share
+    is 1, the plain join, once the seam offset has decayed. Off by default (the editing modes
+    are measured without it; ``mosa.edit.sequences`` turns it on).
+
     Returns ``(features (T, 263) float32, weights (T,), seams)``: ``weights`` is the share of
     the seam offsets applied per frame (1 on kept frames, 0 where the decode is untouched).
     """
@@ -237,9 +257,12 @@ def offset_join(
     rot = np.zeros((len(seams), 21, 3))  # per seam: bone rotation vectors
     d_len = np.zeros((len(seams), 21))  # bone length offsets
     d_root = np.zeros((len(seams), 4))  # root channel offsets
+    u_seam = np.zeros((len(seams), 21, 3))  # the source's bone directions and lengths there
+    l_seam = np.ones((len(seams), 21))
     for i, s in enumerate(seams):
         u_src, l_src = _bones(local_src[s.frame])
         rot[i] = _rotation_between(ref_dirs[i], u_src)
+        u_seam[i], l_seam[i] = u_src, l_src
         d_len[i] = l_src - ref_lengths[i]
         d_root[i] = source[s.frame, _ROOT] - ref[i, _ROOT]
         per_bone = np.linalg.norm(rot[i], axis=-1) * np.maximum(l_src, ref_lengths[i])
@@ -255,7 +278,14 @@ def offset_join(
         wg = w[:, gen]  # (S, G)
         out[gen, _ROOT] += wg.T @ d_root
         r = np.einsum("sg,sbc->gbc", wg, rot)
-        pos = _turn_bones(out[gen, 3], dirs[gen], lengths[gen], r, wg.T @ d_len)
+        if damp_short_bones:
+            turned = _rotate(dirs[gen], r)
+            ratio = np.clip(ref_lengths / np.maximum(l_seam, 1e-6), 0.0, 1.0)  # (S, 21)
+            share = np.clip(1.0 - np.einsum("sg,sb->gb", wg, 1.0 - ratio), 0.0, 1.0)
+            turned = _slerp(u_seam[wg.argmax(axis=0)], turned, share)  # from the nearest seam
+            pos = _turn_bones(out[gen, 3], turned, lengths[gen], np.zeros_like(r), wg.T @ d_len)
+        else:
+            pos = _turn_bones(out[gen, 3], dirs[gen], lengths[gen], r, wg.T @ d_len)
         out[gen, RIC_SLICE] = pos[:, 1:].reshape(len(gen), -1)
         # rotations and joint velocities: the decode's, plus the change the new positions imply
         # (a frame's velocity runs to the next frame: the frame before a corrected one too)

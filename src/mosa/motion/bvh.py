@@ -163,8 +163,11 @@ def _read_text(path: str | os.PathLike) -> str:
 
 def read_bvh(path: str | os.PathLike) -> BVHData:
     """Parse a BVH file. Every malformed input raises ``MosaError`` naming file and line."""
-    text = _read_text(path)
-    src = str(path)
+    return parse_bvh(_read_text(path), str(path))
+
+
+def parse_bvh(text: str, src: str = "<BVH text>") -> BVHData:
+    """Parse BVH ``text`` (e.g. sent over HTTP); errors name ``src`` and the line."""
     lines = text.splitlines()  # handles \n, \r\n and \r
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
@@ -405,8 +408,18 @@ def _parse_frames(lines: list[str], start: int, frames: int, n_channels: int, sr
 # ----------------------------------------------------------------------------- writing
 
 
-def write_bvh(path: str | os.PathLike, data: BVHData, precision: int = 6) -> None:
+def _number_format(precision: int | None):
+    """``float -> str`` with ``precision`` decimals, or exact (shortest round-trip) for None."""
+    if precision is None:
+        return lambda x: np.format_float_positional(float(x), unique=True, trim="0")
+    return lambda x: f"{x:.{precision}f}"
+
+
+def write_bvh(path: str | os.PathLike, data: BVHData, precision: int | None = 6) -> None:
     """Write ``data`` as a BVH file (atomically).
+
+    ``precision``: decimals per value; None writes each value's shortest exact form, so a file
+    read with ``read_bvh`` and written back keeps every channel value bit for bit.
 
     The file lists joints depth-first, so its joint order (and the motion columns) may differ
     from ``data``'s when a joint's children are not contiguous; names are kept.
@@ -422,8 +435,10 @@ def write_bvh(path: str | os.PathLike, data: BVHData, precision: int = 6) -> Non
     out = ["HIERARCHY"]
     order: list[int] = []  # joints in the order the file lists them
 
+    num = _number_format(precision)
+
     def fmt(v: np.ndarray) -> str:
-        return " ".join(f"{x:.{precision}f}" for x in v)
+        return " ".join(num(x) for x in v)
 
     # depth-first without recursion: a chain of a thousand joints is a valid file
     todo: list[tuple[str, int, int]] = [
@@ -449,7 +464,7 @@ def write_bvh(path: str | os.PathLike, data: BVHData, precision: int = 6) -> Non
     out += ["MOTION", f"Frames: {data.num_frames}", f"Frame Time: {data.frame_time:.8f}"]
     columns = data.channel_columns()
     motion = data.motion[:, np.concatenate([columns[j] for j in order])]
-    body = "\n".join(" ".join(f"{x:.{precision}f}" for x in row) for row in motion)
+    body = "\n".join(fmt(row) for row in motion)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(out) + "\n" + body + "\n")
 

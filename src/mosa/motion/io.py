@@ -4,7 +4,8 @@ In memory a motion is a ``(T, 22, 3)`` float32 array of joint positions in metre
 at 20 fps, in the joint order of ``mosa.motion.skeleton``. On disk:
 
 - ``.bvh``: any rig ``mosa.motion.retarget.load_bvh`` can map onto the 22 joints (read);
-  written with ``mosa.motion.bvh.save_bvh`` on an SMPL-named skeleton;
+  written with ``mosa.motion.bvh.save_bvh`` on an SMPL-named skeleton, or on a character's
+  own rig (``save_generated(..., rig=)``, ``motion.rig_out``);
 - ``.npy``: ``(T, 22, 3)`` joints, or ``(T, 263)`` HumanML3D feature vectors (not
   normalised), told apart by shape; always 20 fps (read and write);
 - ``.mp4`` / ``.gif``: a stick-figure animation (write only).
@@ -292,3 +293,64 @@ def output_paths(output: Path, count: int) -> list[Path]:
         return [output]
     width = max(3, len(str(count - 1)))
     return [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(count)]
+
+
+# ------------------------------------------------------------------------ generated motion
+
+
+def prepare_generated(
+    joints: np.ndarray, features: np.ndarray | None = None, *, foot_lock: bool = True
+) -> np.ndarray:
+    """Generated joints ``(T, 22, 3)`` as they are exported: on one fitted skeleton (constant
+    bone lengths, ``motion.fit``) and, with ``foot_lock``, with the feet that the generator's
+    contact features (``features (T, 263)``; guessed from the joints' speed when None) put on
+    the floor locked (``motion.footlock``). Returns float32."""
+    from mosa.motion.fit import fit_motion
+    from mosa.motion.footlock import contacts_from_features, contacts_from_joints
+    from mosa.motion.footlock import foot_lock as lock
+
+    out = fit_motion(_as_joints(joints, "motion to write")).joints
+    if foot_lock and len(out) > 1:
+        if features is not None:
+            contacts = contacts_from_features(_to_numpy(features), len(out))
+        else:
+            contacts = contacts_from_joints(out)
+        out = lock(out, contacts)
+    return out.astype(np.float32)
+
+
+def save_generated(
+    path: str | Path,
+    joints: np.ndarray,
+    *,
+    fps: float = FPS,
+    features: np.ndarray | None = None,
+    rig=None,
+    mapping=None,
+    foot_lock: bool = True,
+    caption: str | None = None,
+) -> Path:
+    """Write a generated motion (``prepare_generated``) by extension; ``.npy`` and ``.bvh`` hold
+    the same positions. ``rig``: a character's BVH (path or ``BVHData``) to write the motion on
+    (``motion.rig_out.retarget_to_rig``; ``path`` must end in .bvh; ``mapping`` maps the rig's
+    joints when they are not recognised); None or ``"smpl"``: mosa's 22-joint skeleton."""
+    path = Path(path)
+    if isinstance(rig, str) and rig.lower() == "smpl":
+        rig = None
+    if rig is not None:
+        from mosa.motion.rig_out import load_rig
+
+        rig = load_rig(rig)  # MosaError naming the fix for a non-BVH rig
+        if path.suffix.lower() != ".bvh":
+            raise MosaError(
+                f"a motion on a character's rig is written as BVH, not '{path.name}'",
+                "give an output path ending in .bvh, or drop --rig",
+            )
+    prepared = prepare_generated(joints, features, foot_lock=foot_lock)
+    if rig is None:
+        return write_motion(path, prepared, fps=fps, caption=caption)
+    from mosa.motion.bvh import write_bvh
+    from mosa.motion.rig_out import retarget_to_rig
+
+    write_bvh(path, retarget_to_rig(prepared, rig, fps, mapping=mapping))
+    return path

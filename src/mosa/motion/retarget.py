@@ -5,8 +5,10 @@ Steps, each a small function below:
 1. Map source joints onto ``skeleton.JOINT_NAMES``: a preset when the joint names identify
    the rig (Bandai-Namco, CMU, Daz, AnimatedDrawings, Mixamo, SMPL, mosa's own exports; a
    preset may use a joint's End Site, e.g. Daz's toes), else a name matcher that
-   reads left/right and body-part words off the names and walks the hierarchy; a user mapping
-   (preset name, JSON file ``{"pelvis": "Hips", ...}`` or dict) overrides both.
+   reads left/right and body-part words off the names and walks the hierarchy, checked against
+   (and, where names say too little, replaced by) the skeleton's structure
+   (``rigmap.map_structure``; see ``resolve_mapping`` and docs/rig_mapping.md); a user
+   mapping (preset name, JSON file ``{"pelvis": "Hips", ...}`` or dict) overrides all.
 2. Joints the source lacks (``INTERPOLABLE``: spine1-3, neck, collars) are placed on the
    straight line between the nearest mapped joints of their chain, evenly spaced: with only
    spine1 and spine3 mapped, spine2 is halfway; with spine1 and spine2 missing they sit at
@@ -33,7 +35,25 @@ import numpy as np
 
 from mosa.errors import MosaError
 from mosa.motion.bvh import BVHData, read_bvh
+from mosa.motion.rigmap import (
+    END_SITE,
+    Contradiction,
+    StructureMapping,
+    end_site_names,
+    map_structure,
+    pick_spine,
+    positions_with_end_sites,
+    strip_namespace,
+)
 from mosa.motion.skeleton import FOOT_LEFT, FOOT_RIGHT, JOINT_NAMES, NUM_JOINTS
+
+__all__ = [  # the public names, including those defined in rigmap and used from here
+    "END_SITE", "INTERPOLABLE", "PRESETS", "ImportedMotion", "auto_mapping", "detect_rig",
+    "detect_unit", "detect_up_axis", "end_site_names", "handedness", "is_mirrored",
+    "load_bvh", "map_joints", "map_structure", "positions_with_end_sites", "put_on_floor",
+    "read_mapping_json", "resample", "resolve_mapping", "retarget_bvh", "skeleton_size",
+    "snap_fps", "to_y_up",
+]  # fmt: skip
 
 SIDES = ("left", "right")
 INTERPOLABLE = ("spine1", "spine2", "spine3", "neck", "left_collar", "right_collar")
@@ -60,11 +80,6 @@ def _preset(
         out[f"left_{part}"] = name
         out[f"right_{part}"] = None if name is None else right(name)
     return out
-
-
-# Suffix naming a joint's End Site, which a preset may use as a body joint (Daz feet end in
-# an End Site at the toes): "lFoot.end".
-END_SITE = ".end"
 
 
 # Presets: SMPL joint -> source joint name (None: interpolated). Names compare case-blind and
@@ -160,9 +175,7 @@ class ImportedMotion:
 # ------------------------------------------------------------------------- joint mapping
 
 
-def _strip_namespace(name: str) -> str:
-    """'mixamorig:Hips' -> 'Hips' (also Maya's 'group|Hips')."""
-    return re.split(r"[:|]", name)[-1].strip()
+_strip_namespace = strip_namespace
 
 
 def _key(name: str) -> str:
@@ -348,14 +361,8 @@ def _spine(tree: _Tree, bones: list[_Bone], found: dict[str, int | None]) -> dic
 
 
 def _pick_spine(below: list[int], tree: _Tree, pelvis: int, spine3: int | None):
-    """Two of several lower spine bones: nearest to SMPL's 40% and 83% of pelvis-to-spine3."""
-    if len(below) == 2:
-        return below[0], below[1]
-    # Hierarchy depth stands in for arc length: rigs space spine bones roughly evenly.
-    frac = [(k + 1) / (len(below) + 1) for k in range(len(below))]
-    first = min(range(len(below) - 1), key=lambda k: abs(frac[k] - 0.40))
-    second = min(range(first + 1, len(below)), key=lambda k: abs(frac[k] - 0.83))
-    return below[first], below[second]
+    """Two of several lower spine bones (``rigmap.pick_spine``)."""
+    return pick_spine(below)
 
 
 def read_mapping_json(path: str | os.PathLike) -> dict[str, str | None]:
@@ -400,6 +407,7 @@ def _check_mapping(mapping: Mapping, names: list[str], src: str) -> dict[str, st
         )
     keys, exact = _lookup(names), set(names)
     out: dict[str, str | None] = {}
+    absent: list[tuple[str, str]] = []
     for smpl, source in mapping.items():
         if source is None:
             if smpl not in INTERPOLABLE:
@@ -413,11 +421,81 @@ def _check_mapping(mapping: Mapping, names: list[str], src: str) -> dict[str, st
         elif _key(source) in keys:
             out[smpl] = keys[_key(source)]
         else:
-            close = difflib.get_close_matches(source, names, n=3)
-            raise MosaError(
-                f"joint mapping for {src}: '{source}' (for {smpl}) is not a joint of the file",
-                f"did you mean {close}?" if close else _mapping_hint(names),
-            )
+            absent.append((smpl, source))
+    if absent:  # every wrong name at once, each with the file's closest spellings
+        listed = ", ".join(f"'{source}' (for {smpl})" for smpl, source in absent)
+        close = {source: difflib.get_close_matches(source, names, n=3) for _, source in absent}
+        hints = [f"'{k}': did you mean {v}?" for k, v in close.items() if v]
+        raise MosaError(
+            f"joint mapping for {src}: {listed} "
+            f"{'is not a joint' if len(absent) == 1 else 'are not joints'} of the file",
+            "; ".join(hints) + "; in the mapping (JSON or dict: SMPL joint -> the file's joint) "
+            "write joint names as the file's ROOT/JOINT lines spell them"
+            if hints
+            else _mapping_hint(names),
+        )
+    return out
+
+
+def _roots_of(bvh: BVHData, mapping: Mapping[str, str | None]) -> set[int]:
+    """The ROOT joints whose hierarchies hold the mapped joints."""
+    index = {n: j for j, n in enumerate(bvh.names)}
+    index |= {f"{bvh.names[j]}{END_SITE}": j for j, _ in bvh.end_sites}
+    roots = set()
+    for name in mapping.values():
+        if name is not None and name in index:
+            j = index[name]
+            while bvh.parents[j] >= 0:
+                j = int(bvh.parents[j])
+            roots.add(j)
+    return roots
+
+
+def _one_skeleton(bvh: BVHData, mapping: dict[str, str | None]) -> dict[str, str | None]:
+    """``mapping``, checked to lie within one ROOT hierarchy of the file."""
+    roots = _roots_of(bvh, mapping)
+    if len(roots) > 1:
+        listed = ", ".join(bvh.names[r] for r in sorted(roots))
+        raise MosaError(
+            f"{bvh.path}: the body's joints belong to {len(roots)} separate ROOT hierarchies "
+            f"({listed})",
+            "export the character as one skeleton (one ROOT per file), or pass --mapping "
+            "mapping.json naming joints of one hierarchy",
+        )
+    return mapping
+
+
+# SMPL joints whose exact bone the name matcher and the structure may pick differently
+# without either being wrong (several spine or neck bones, a collar on top of the chest):
+# there the names are kept, as before the structure mapping existed.
+_SOFT = frozenset(INTERPOLABLE)
+
+
+def _reconcile(
+    names_map: dict[str, str | None], structure: StructureMapping, src: str, names: list[str]
+) -> dict[str, str | None]:
+    """The name matcher's joints checked against the structure's.
+
+    Where they sit at the same point they agree. Where the names chose a bone the structure
+    recognised as a helper lying on a bone (a twist or split bone such as Rigify's
+    ``upper_arm.L.001``) the structure's joint is taken; on the spine, neck and collars the
+    names are kept. Any other disagreement raises: a wrong mapping is worse than none.
+    """
+    out = dict(names_map)
+    clash = []
+    for smpl, name in names_map.items():
+        other = structure.mapping.get(smpl)
+        if name is None or other is None or structure.same_place(name, other):
+            continue
+        if name in structure.inline:
+            out[smpl] = other
+        elif smpl not in _SOFT:
+            clash.append(f"{smpl}: '{name}' by name, '{other}' by structure")
+    if clash:
+        raise MosaError(
+            f"{src}: the joint names and the skeleton's structure disagree ({'; '.join(clash)})",
+            _mapping_hint(names),
+        )
     return out
 
 
@@ -428,16 +506,24 @@ def resolve_mapping(
 ) -> tuple[str, dict[str, str | None]]:
     """The rig name and the full SMPL-joint -> source-joint mapping (None: interpolated).
 
-    ``mapping``: None (detect a preset, else match names), a preset name, a JSON file path,
-    or a dict. A partial user mapping is completed by the name matcher. ``positions``
-    (T, J, 3): the file's global positions if already computed. Presets and user mappings
-    may also name End Sites (``end_site_names``: "lFoot.end"); the name matcher does not.
+    ``mapping``: None (detect a preset, else match names, else read the structure), a preset
+    name, a JSON file path, or a dict. ``positions`` (T, J + E, 3): the file's global
+    positions with End Sites (``positions_with_end_sites``) if already computed.
+
+    Without a mapping: a preset when the names identify the rig (rig = the preset's name).
+    Else the name matcher, checked against ``rigmap.map_structure``: when both are complete
+    the names stand where they agree (rig "auto"), the structure replaces a twist or helper
+    bone the names chose, and any other disagreement raises; when the structure cannot be
+    read (ambiguous) the names stand alone. When the names leave body joints unmapped, the
+    structure maps the rig (rig "structure"). A partial user mapping (rig "custom") is
+    completed by the names, then by the structure. Presets and user mappings may name End
+    Sites (``end_site_names``: "lFoot.end").
     """
     names = list(bvh.names) + end_site_names(bvh)
     if mapping is None:
         rig = detect_rig(names)
         if rig is not None:
-            return rig, _apply_names(PRESETS[rig], names)
+            return rig, _one_skeleton(bvh, _apply_names(PRESETS[rig], names))
         rig, user = "auto", {}
     elif isinstance(mapping, str) and mapping.lower() in PRESETS:
         rig = mapping.lower()
@@ -448,7 +534,7 @@ def resolve_mapping(
                 f"{bvh.path}: the '{rig}' preset needs joints the file lacks: {absent}",
                 _mapping_hint(names),
             )
-        return rig, _apply_names(preset, names)
+        return rig, _one_skeleton(bvh, _apply_names(preset, names))
     elif isinstance(mapping, (str, os.PathLike)):
         if not str(mapping).lower().endswith(".json") and not Path(mapping).is_file():
             raise MosaError(
@@ -463,46 +549,42 @@ def resolve_mapping(
             f"mapping must be a preset name, a JSON file path or a dict, got {type(mapping)}",
             f"presets: {', '.join(PRESETS)}",
         )
-    first = bvh.global_positions()[0] if positions is None else positions[0]
-    auto = auto_mapping(list(bvh.names), bvh.parents, first[: bvh.num_joints])
+    if positions is None:
+        positions = positions_with_end_sites(bvh)[1]
+    auto = auto_mapping(list(bvh.names), bvh.parents, positions[0, : bvh.num_joints])
     full = {k: (user[k] if k in user else auto[k]) for k in JOINT_NAMES}
-    missing = [k for k, v in full.items() if v is None and k not in INTERPOLABLE]
+
+    def missing_of(m: Mapping[str, str | None]) -> list[str]:
+        return [k for k, v in m.items() if v is None and k not in INTERPOLABLE]
+
+    if rig == "custom" and not missing_of(full):
+        return rig, _one_skeleton(bvh, full)
+    try:
+        structure: StructureMapping | None = map_structure(bvh, positions)
+        why = ""
+    except Contradiction as e:  # the names are wrong, not just incomplete
+        raise MosaError(f"{bvh.path}: {e.message}", _mapping_hint(names)) from None
+    except MosaError as e:
+        structure, why = None, e.message
+    missing = missing_of(full)
+    if structure is not None:
+        if not missing:  # names complete: they stand where the structure agrees
+            return rig, _one_skeleton(bvh, _reconcile(full, structure, bvh.path, names))
+        if rig == "custom":  # the user's joints first, the structure's for the rest
+            merged = {k: user.get(k, structure.mapping[k]) for k in JOINT_NAMES}
+            return rig, _one_skeleton(bvh, merged)
+        partial = {k: v for k, v in auto.items() if v is not None}
+        checked = _reconcile(partial, structure, bvh.path, names)
+        merged = {k: checked.get(k, structure.mapping[k]) for k in JOINT_NAMES}
+        return "structure", _one_skeleton(bvh, merged)
     if missing:
         raise MosaError(
             f"{bvh.path}: cannot map the rig onto the 22-joint body; no source joint found for "
-            f"{', '.join(missing)}",
+            f"{', '.join(missing)}"
+            + (f"; and from the skeleton's structure: {why}" if why else ""),
             _mapping_hint(names),
         )
-    return rig, full
-
-
-def end_site_names(bvh: BVHData) -> list[str]:
-    """Names for the End Sites of ``bvh`` (joint name + ``END_SITE``; the first per joint,
-    none that would clash with a joint name), in ``bvh.end_sites`` order."""
-    taken = {_key(n) for n in bvh.names}
-    out = []
-    for j, _ in bvh.end_sites:
-        name = bvh.names[j] + END_SITE
-        if _key(name) not in taken:
-            taken.add(_key(name))
-            out.append(name)
-    return out
-
-
-def positions_with_end_sites(bvh: BVHData) -> tuple[list[str], np.ndarray]:
-    """Joint names plus ``end_site_names`` and their world positions (T, J + E, 3)."""
-    rot, pos = bvh.global_transforms()
-    names, extra = list(bvh.names), []
-    wanted = set(end_site_names(bvh))
-    for j, offset in bvh.end_sites:
-        name = bvh.names[j] + END_SITE
-        if name in wanted:
-            wanted.discard(name)
-            names.append(name)
-            extra.append(pos[:, j] + np.einsum("tij,j->ti", rot[:, j], offset))
-    if extra:
-        pos = np.concatenate([pos, np.stack(extra, axis=1)], axis=1)
-    return names, pos
+    return rig, _one_skeleton(bvh, full)
 
 
 def map_joints(

@@ -2,13 +2,19 @@
 
     POST /api/generate  {"text", "seconds", "seed", "num_samples", "cfg", "previews"}
     POST /api/edit      {"joints", "text", "start", "end", "seed"}  (span regeneration)
+    POST /api/extend    {"joints", "text", "seconds", "seed"}  (continue a motion)
+    POST /api/sequence  {"texts", "seconds", "seed", "cfg", "bvh"}  (one take of many parts)
+    POST /api/bvh       {"joints"} -> {"bvh", "frames"}  (a motion as BVH text)
     GET  /api/health    model info, queue depth, batching counters
     GET  /api/examples  example prompts
     GET  /              the page (three.js viewer, static files inside the package)
 
-Concurrent generate requests are micro-batched (see ``batcher.MicroBatcher``) into one
-generator call. A full queue answers 503 with Retry-After; bad input answers 422 with a
-message and a hint; nothing a client sends stops the server.
+Every answer has the shape of /api/generate's (``{"text", "samples": [{"joints", "bvh",
+"fps", ...}], "vocabulary"}``); /api/sequence adds ``"parts": [{"text", "start", "end",
+"seed"}]`` (seconds) and /api/extend ``"generated": {"start", "end"}``. Concurrent generate
+requests are micro-batched (see ``batcher.MicroBatcher``) into one generator call; edits,
+continuations and sequences run one at a time. A full queue answers 503 with Retry-After;
+bad input answers 422 with a message and a hint; nothing a client sends stops the server.
 """
 
 from __future__ import annotations
@@ -30,11 +36,23 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from mosa import limits
 from mosa.errors import MosaError
 from mosa.pipeline import Pipeline
 from mosa.requests import MAX_SEED
 from mosa.serve.batcher import MicroBatcher, QueueFull
-from mosa.serve.engine import EXAMPLES, MAX_SAMPLES, Engine, result_json, skeleton_info
+from mosa.serve.engine import (
+    EXAMPLES,
+    MAX_SAMPLES,
+    MAX_SEQUENCE_PARTS,
+    Engine,
+    Result,
+    bvh_text,
+    check_joints,
+    parse_rig,
+    result_json,
+    skeleton_info,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BATCH_WINDOW_MS = 60_000  # a longer wait for company would stall every request
@@ -55,6 +73,14 @@ class GenerateRequest(BaseModel):
     cfg: float | None = Field(None, description="guidance scale; null: checkpoint default")
     previews: bool = Field(False, description="add joints after each scale (coarse-to-fine)")
     bvh: bool = Field(True, description="include each motion as BVH text")
+    rig_bvh: str | None = Field(
+        None, description="a character's BVH (text): the BVH is written on its skeleton"
+    )
+    rig_mapping: dict[str, str | None] | None = Field(
+        None,
+        description="the rig's joints for mosa's 22 ({'pelvis': 'Hips', ...}) when "
+        "its names and structure are not recognised",
+    )
 
 
 class EditRequest(BaseModel):
@@ -63,6 +89,34 @@ class EditRequest(BaseModel):
     start: float = Field(description="span start, seconds")
     end: float = Field(description="span end, seconds")
     seed: int | None = Field(None, strict=True, description=f"seed ({_SEED}); null: random")
+
+
+class ExtendRequest(BaseModel):
+    joints: list[list[list[float]]] = Field(description="motion to continue (T, 22, 3), metres")
+    text: str = Field(max_length=10_000, description="what the generated continuation shows")
+    seconds: float = Field(description="seconds to generate after the motion")
+    seed: int | None = Field(None, strict=True, description=f"seed ({_SEED}); null: random")
+    bvh: bool = Field(True, description="include the motion as BVH text")
+
+
+class SequenceRequest(BaseModel):
+    texts: list[str] = Field(
+        min_length=1,
+        max_length=10_000,
+        description=f"what each part shows, in order (at most {MAX_SEQUENCE_PARTS} parts)",
+    )
+    seconds: list[float] | None = Field(
+        None, description="length of each part, one per text; null: the length estimator's"
+    )
+    seed: int | None = Field(
+        None, strict=True, description=f"seed of part 1 ({_SEED}; part i: + i); null: random"
+    )
+    cfg: float | None = Field(None, description="guidance scale; null: checkpoint defaults")
+    bvh: bool = Field(True, description="include the take as BVH text")
+
+
+class BvhRequest(BaseModel):
+    joints: list[list[list[float]]] = Field(description="motion (T, 22, 3), metres, 20 fps")
 
 
 def create_app(
@@ -103,8 +157,9 @@ def create_app(
         job = engine.generate_job(
             req.text, req.seconds, req.seed, req.num_samples, req.cfg, req.previews
         )
+        rig = await run_in_threadpool(parse_rig, req.rig_bvh, req.rig_mapping)
         result = await batcher.submit(job)
-        payload = await run_in_threadpool(result_json, result, job.text, req.bvh)
+        payload = await run_in_threadpool(result_json, result, job.text, req.bvh, rig)
         payload["vocabulary"] = await run_in_threadpool(engine.vocabulary, job.text)
         return JSONResponse(payload)
 
@@ -116,6 +171,42 @@ def create_app(
         payload = await run_in_threadpool(result_json, result, job.text)
         payload["vocabulary"] = await run_in_threadpool(engine.vocabulary, job.text)
         return JSONResponse(payload)
+
+    @app.post("/api/extend")
+    async def extend(req: ExtendRequest) -> JSONResponse:
+        """Generate ``seconds`` more after ``joints`` from ``text`` (a continuation)."""
+        job = engine.extend_job(req.joints, req.text, req.seconds, req.seed)
+        result = await batcher.submit(job, batchable=False)
+        payload = await run_in_threadpool(result_json, result, job.text, req.bvh)
+        m = result.motions[0]
+        gen = [s for s in m.segments if s.kind == "generated"]
+        payload["generated"] = {"start": gen[0].start / m.fps, "end": gen[-1].end / m.fps}
+        payload["vocabulary"] = await run_in_threadpool(engine.vocabulary, job.text)
+        return JSONResponse(payload)
+
+    @app.post("/api/sequence")
+    async def sequence(req: SequenceRequest) -> JSONResponse:
+        """One continuous take showing ``texts`` in order, each part continuing the last."""
+        job = engine.sequence_job(req.texts, req.seconds, req.seed, req.cfg)
+        result = await batcher.submit(job, batchable=False)
+        take = result.motions[0]
+        payload = await run_in_threadpool(result_json, result, take.text, req.bvh)
+        payload["parts"] = _parts(result)
+        notes = [await run_in_threadpool(engine.vocabulary, t) for t in job.plan.texts]
+        for part, note in zip(payload["parts"], notes, strict=True):
+            part["vocabulary"] = note
+        far = [n for n in notes if n is not None and not n.get("known", True)]
+        payload["vocabulary"] = far[0] if far else notes[0]
+        return JSONResponse(payload)
+
+    @app.post("/api/bvh")
+    async def bvh(req: BvhRequest) -> dict[str, Any]:
+        """A motion's joints as BVH text (the page's download after editing a long take)."""
+        joints = check_joints(req.joints, int(limits.get("MOSA_MAX_FRAMES")))
+        return {
+            "bvh": await run_in_threadpool(bvh_text, joints, engine.pipe.fps),
+            "frames": len(joints),
+        }
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -144,6 +235,15 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _parts(result: Result) -> list[dict[str, Any]]:
+    """The take's parts with their spans in seconds."""
+    take = result.motions[0]
+    return [
+        {"text": p.text, "start": p.start / take.fps, "end": p.end / take.fps, "seed": p.seed}
+        for p in take.parts
+    ]
 
 
 def check_settings(max_batch: Any, batch_window_ms: Any, queue_size: Any) -> None:

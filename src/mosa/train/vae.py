@@ -25,6 +25,7 @@ from mosa.errors import MosaError
 from mosa.eval.reconstruction import evaluate_model
 from mosa.models.vae import CAQVAE, KIND, VAEConfig
 from mosa.motion.features import recover_joints
+from mosa.train.balance import RepeatedItems, balance_repeats, read_actions, resumed_balance
 from mosa.train.common import TrainConfig, Trainer, read_json_config
 from mosa.train.distributed import cleanup_distributed, init_distributed
 from mosa.train.rundir import open_run
@@ -107,15 +108,22 @@ def train_vae(
     val_items: int | None = None,
     quiet: bool = False,
     until_step: int | None = None,
+    init: str | Path | None = None,
+    balance: tuple[str, float, int] | None = None,
 ) -> dict[str, Any]:
     """Train a tokenizer; returns the trainer's summary (step, best, last val metrics).
+
+    ``init`` warm-starts from a tokenizer checkpoint folder: its weights, model config and
+    normalisation (mean/std), so a fine-tuned tokenizer reads features as the old one did.
+    ``balance = (pattern, power, cap)`` repeats the crops of rare groups of items
+    (``mosa.train.balance.balance_repeats``; ``None``: every item once per epoch).
 
     A folder that holds a run is continued with ``resume`` (from the newest intact copy of
     its training state: ``mosa.train.state.find_resume_point``; the checkpoint's model config
     wins over ``model_cfg``) or deleted and started afresh with ``force``; otherwise
     ``MosaError`` (``mosa.train.rundir.open_run``).
     """
-    from mosa.data.dataset import MotionDataset, collate_motions, load_mean_std
+    from mosa.data.dataset import MotionDataset, collate_motions
 
     env, dev = init_distributed(device)
     out, run = Path(out_dir), None
@@ -127,16 +135,19 @@ def train_vae(
             point = find_resume_point(
                 out, lambda c: CAQVAE(VAEConfig.from_dict(c)), kind=KIND, is_main=env.is_main
             )
+            balance = resumed_balance(out, balance)
             if point is None:
                 notes.append(f"nothing to resume in {out} (no checkpoint yet): starting at step 0")
             else:
                 model_cfg = VAEConfig.from_dict(point.payload["config"])
                 notes += point.notes
+        start_model, mean, std = _start_from(init, point, data_dir)
+        if start_model is not None and point is None:
+            model_cfg = start_model.config
         if env.is_main:
             for note in notes:
                 print(f"train vae: {note}", file=sys.stderr)
         torch.manual_seed(train_cfg.seed)  # same initial weights on every rank
-        mean, std = load_mean_std(data_dir)
         train_set = MotionDataset(
             data_dir,
             "train",
@@ -148,19 +159,31 @@ def train_vae(
             random_crop=True,
         )
         val_set = MotionDataset(data_dir, "val", mean=mean, std=std, random_crop=False, seed=0)
-        model = CAQVAE(model_cfg) if point is None else point.model
+        if point is not None:
+            model = point.model
+        else:
+            model = start_model if start_model is not None else CAQVAE(model_cfg)
+        train_data = train_set
+        if balance is not None:
+            names = [it.name.split("@")[0] for it in train_set.items]
+            repeats = balance_repeats(names, *balance, actions=read_actions(data_dir))
+            train_data = RepeatedItems(train_set, repeats)
         mean_t = torch.as_tensor(mean, device=dev)
         std_t = torch.as_tensor(std, device=dev)
 
         def save_fn(path, meta=None, extra_tensors=None):
             meta = {**(meta or {}), "data": str(data_dir)}
+            if init is not None:
+                meta["init"] = str(init)
+            if balance is not None:
+                meta["balance"] = list(balance)
             model.save(path, mean, std, meta=meta, extra_tensors=extra_tensors)
 
         trainer = Trainer(
             model,
             train_cfg,
             out,
-            dataset=train_set,
+            dataset=train_data,
             collate_fn=collate_motions,
             save_fn=save_fn,
             env=env,
@@ -171,7 +194,8 @@ def train_vae(
         if env.is_main and not quiet:
             n_params = model.num_parameters()
             print(
-                f"train vae: {len(train_set)} train / {len(val_set)} val motions, "
+                f"train vae: {len(train_data)} train ({len(train_set)} motions) / "
+                f"{len(val_set)} val motions, "
                 f"{n_params / 1e6:.2f}M parameters, device {dev}, {env.world_size} process(es)"
                 + (f", resumed at step {trainer.step}" if resumed else ""),
                 file=sys.stderr,
@@ -179,6 +203,8 @@ def train_vae(
             cfg_text = {
                 "model": dataclasses.asdict(model_cfg),
                 "train": dataclasses.asdict(train_cfg),
+                "init": None if init is None else str(init),
+                "balance": list(balance) if balance else None,
             }
             trainer.write_run_config(cfg_text)
 
@@ -202,3 +228,19 @@ def train_vae(
         if run is not None:
             run.close()
         cleanup_distributed()
+
+
+def _start_from(init, point, data_dir) -> tuple[CAQVAE | None, np.ndarray, np.ndarray]:
+    """The model to start from (``init``'s weights, or None) and the normalisation to train
+    with: a resumed run's or ``init``'s own mean/std, else the dataset's ``Mean/Std.npy``."""
+    from mosa.data.dataset import load_mean_std
+    from mosa.models.vae import load_vae
+
+    if point is not None and (Path(point.folder) / "mean.npy").is_file():
+        folder = Path(point.folder)
+        return None, np.load(folder / "mean.npy"), np.load(folder / "std.npy")
+    if init is not None:
+        model, mean, std = load_vae(init, "cpu")
+        return (model if point is None else None), mean, std
+    mean, std = load_mean_std(data_dir)
+    return None, mean, std

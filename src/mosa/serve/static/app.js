@@ -1,4 +1,5 @@
-// mosa web page: prompt -> /api/generate -> three.js skeleton player, span edit, downloads.
+// mosa web page: prompt -> /api/generate -> three.js skeleton player, span edit, downloads;
+// a sequence of prompts -> /api/sequence -> one take whose parts' spans can be regenerated.
 // No build step and no network beyond this server: three.js is vendored in ./vendor/.
 import * as THREE from './vendor/three.module.min.js';
 import { OrbitControls } from './vendor/OrbitControls.js';
@@ -11,6 +12,9 @@ const state = {
   ready: false, info: null, skeleton: null, text: '',
   samples: [], current: 0, frame: 0, playing: false, scale: null,
   span: null, busy: false, framesShown: 0, centreY: 0.9,
+  seqParts: [],        // the sequence being put together: {text, seconds (null: the model's)}
+  parts: null,         // the shown take's parts: {text, start, end, seed} (seconds), or null
+  selectedPart: null,  // index into parts of the selected part's span
 };
 window.mosa = state;
 
@@ -196,13 +200,15 @@ function selectSample(i) {
   for (const id of ['play', 'scrub', 'download-bvh', 'download-npy']) $(id).disabled = false;
   body.visible = true;
   clearSpan();
+  drawParts();
   showFrame(0);
   setPlaying(true);
 }
 
-function showSamples(samples, text) {
+function showSamples(samples, text, parts = null) {
   state.samples = samples;
   state.text = text;
+  state.parts = parts;
   const tabs = $('sample-tabs');
   tabs.innerHTML = '';
   if (samples.length > 1) {
@@ -228,6 +234,8 @@ function timelineFrame(e) {
 }
 function clearSpan() {
   state.span = null;
+  state.selectedPart = null;
+  document.querySelectorAll('#parts .part').forEach((el) => el.classList.remove('active'));
   $('span').style.display = 'none';
   $('span-out').textContent = 'no span selected';
   $('edit').disabled = true;
@@ -252,7 +260,7 @@ timeline.addEventListener('pointerdown', (e) => {
 timeline.addEventListener('pointermove', (e) => {
   if (dragFrom === null) return;
   const f = timelineFrame(e);
-  if (Math.abs(f - dragFrom) > 1) drawSpan(dragFrom, f);
+  if (Math.abs(f - dragFrom) > 1) { selectPartBox(null); drawSpan(dragFrom, f); }
 });
 timeline.addEventListener('pointerup', (e) => {
   if (dragFrom === null) return;
@@ -295,6 +303,7 @@ async function post(url, body) {
 function setBusy(on) {
   state.busy = on;
   $('generate').disabled = on;
+  $('seq-generate').disabled = on || state.seqParts.length === 0;
   $('edit').disabled = on || !state.span || !(state.info && state.info.model.edit);
 }
 
@@ -329,22 +338,182 @@ $('edit').onclick = async () => {
   const s = sample();
   if (!s || !state.span) return;
   const text = $('prompt').value.trim() || state.text;
+  const seed = $('seed').value === '' ? null : +$('seed').value;
+  const part = state.selectedPart;
   setBusy(true);
   setStatus('regenerating span...');
   try {
-    const data = await post('/api/edit', {
-      joints: s.joints, text, start: state.span.start, end: state.span.end,
-      seed: $('seed').value === '' ? null : +$('seed').value,
-    });
-    state.samples[state.current] = data.samples[0];
+    const edited = await editSpan(s, state.span, text, seed);
+    state.samples[state.current] = edited;
+    if (state.parts && part !== null) state.parts[part].text = text;
     selectSample(state.current);
-    setStatus(`span regenerated (seed ${data.samples[0].seed})` + vocabularyNote(data));
+    setStatus(`span regenerated (seed ${edited.seed})` + vocabularyNote(edited.reply));
   } catch (err) {
     setStatus(err.message, true);
   } finally {
     setBusy(false);
   }
 };
+
+// The server edits motions up to the generator's length (plus one frame). A longer take (a
+// sequence) sends a window of it around the span; the edited window comes back in its own
+// frame (the first root over the origin, facing +Z), so it is put back where the window was,
+// and the frames after the window follow wherever the edit leaves the body.
+async function editSpan(s, span, text, seed) {
+  const fps = s.fps, T = s.joints.length;
+  const most = Math.floor(state.info.model.max_seconds * fps) + 1;
+  if (T <= most) {
+    const data = await post('/api/edit', { joints: s.joints, text, start: span.start, end: span.end, seed });
+    return { ...data.samples[0], reply: data };
+  }
+  const a = Math.round(span.start * fps), b = Math.min(Math.round(span.end * fps), T);
+  let w0 = Math.max(0, a - Math.floor((most - (b - a)) / 2));
+  const w1 = Math.min(T, w0 + most);
+  w0 = Math.max(0, w1 - most);
+  const data = await post('/api/edit', {
+    joints: s.joints.slice(w0, w1), text, start: (a - w0) / fps, end: (b - w0) / fps, seed,
+  });
+  const e = data.samples[0].joints;
+  // a kept frame pins the window: the first one before the span, else the first after it
+  const place = a > w0 ? rigid(e[0], s.joints[w0]) : rigid(e[b - w0], s.joints[b]);
+  const placed = e.map((f) => f.map(place));
+  let after = s.joints.slice(w1);
+  if (a > w0 && after.length) {
+    const follow = rigid(s.joints[w1 - 1], placed[w1 - 1 - w0]);
+    after = after.map((f) => f.map(follow));
+  }
+  const joints = [...s.joints.slice(0, w0), ...placed, ...after];
+  const bvh = (await post('/api/bvh', { joints })).bvh;
+  return { fps, frames: joints.length, seconds: joints.length / fps, seed: data.samples[0].seed,
+    joints, bvh, reply: data };
+}
+
+// The facing angle of a pose on the floor: the hips' and shoulders' left-to-right axis.
+function yaw(f) {
+  const [lh, rh, ls, rs] = state.faceJoints;
+  const x = f[rh][0] - f[lh][0] + f[rs][0] - f[ls][0];
+  const z = f[rh][2] - f[lh][2] + f[rs][2] - f[ls][2];
+  return Math.atan2(z, x);
+}
+
+// The rigid motion (a turn about the vertical, then a shift) that takes pose `from` onto
+// pose `to`, as a function of one joint position.
+function rigid(from, to) {
+  const t = yaw(to) - yaw(from), c = Math.cos(t), sn = Math.sin(t);
+  const turn = (p) => [p[0] * c - p[2] * sn, p[1], p[0] * sn + p[2] * c];
+  const r = turn(from[0]);
+  const d = [to[0][0] - r[0], to[0][1] - r[1], to[0][2] - r[2]];
+  return (p) => { const q = turn(p); return [q[0] + d[0], q[1] + d[1], q[2] + d[2]]; };
+}
+
+// ----------------------------------------------------------------------------- sequence
+function drawSeqParts() {
+  const box = $('seq-parts');
+  box.innerHTML = '';
+  state.seqParts.forEach((p, i) => {
+    const row = document.createElement('div');
+    row.className = 'seq-row';
+    const n = document.createElement('span');
+    n.className = 'seq-n';
+    n.textContent = `${i + 1}.`;
+    const text = document.createElement('input');
+    text.className = 'seq-text';
+    text.value = p.text;
+    text.maxLength = 300;
+    text.oninput = () => { p.text = text.value; };
+    const secs = document.createElement('input');
+    secs.className = 'seq-seconds';
+    secs.type = 'number';
+    secs.step = '0.1';
+    secs.placeholder = 'auto';
+    secs.title = 'seconds (empty: the model picks)';
+    secs.value = p.seconds === null ? '' : p.seconds;
+    secs.oninput = () => { p.seconds = secs.value === '' ? null : +secs.value; };
+    const rm = document.createElement('button');
+    rm.className = 'seq-remove';
+    rm.textContent = '\u00d7';
+    rm.title = 'remove this part';
+    rm.onclick = () => { state.seqParts.splice(i, 1); drawSeqParts(); setBusy(state.busy); };
+    row.append(n, text, secs, rm);
+    box.appendChild(row);
+  });
+}
+
+$('seq-add').onclick = () => {
+  const text = $('prompt').value.trim();
+  if (!text) { setStatus('type a description first', true); return; }
+  const seconds = $('auto-length').checked ? null : +$('seconds').value;
+  state.seqParts.push({ text, seconds });
+  drawSeqParts();
+  setBusy(state.busy);
+};
+
+$('seq-generate').onclick = async () => {
+  const parts = state.seqParts.map((p) => ({ text: p.text.trim(), seconds: p.seconds }));
+  const timed = parts.filter((p) => p.seconds !== null).length;
+  if (timed !== 0 && timed !== parts.length) {
+    setStatus('give every part a length, or none (the model picks them all)', true);
+    return;
+  }
+  const body = {
+    texts: parts.map((p) => p.text),
+    seconds: timed ? parts.map((p) => p.seconds) : null,
+    seed: $('seed').value === '' ? null : +$('seed').value,
+  };
+  setBusy(true);
+  setStatus(`generating a take of ${parts.length} part(s)...`);
+  const t0 = performance.now();
+  try {
+    const data = await post('/api/sequence', body);
+    showSamples(data.samples, data.text, data.parts);
+    const s = data.samples[0];
+    setStatus(`${data.parts.length} parts, ${s.seconds.toFixed(1)} s, seed ${s.seed} ` +
+      `in ${((performance.now() - t0) / 1000).toFixed(2)} s` + vocabularyNote(data));
+  } catch (err) {
+    setStatus(err.message, true);
+  } finally {
+    setBusy(false);
+  }
+};
+
+// The parts of the shown take, over the timeline; a click selects the part's span.
+function drawParts() {
+  const bar = $('parts');
+  bar.innerHTML = '';
+  const s = sample();
+  if (!state.parts || !s) { bar.style.display = 'none'; return; }
+  bar.style.display = 'block';
+  const n = Math.max(s.joints.length - 1, 1);
+  state.parts.forEach((p, i) => {
+    const el = document.createElement('button');
+    el.className = 'part';
+    const f0 = Math.round(p.start * s.fps), f1 = Math.min(Math.round(p.end * s.fps), n);
+    el.style.left = `${(100 * f0) / n}%`;
+    el.style.width = `${(100 * (f1 - f0)) / n}%`;
+    el.textContent = `${i + 1}. ${p.text}`;
+    el.title = `${p.text} (${p.start.toFixed(2)}-${p.end.toFixed(2)} s, seed ${p.seed})`;
+    el.onclick = () => selectPart(i);
+    bar.appendChild(el);
+  });
+}
+
+function selectPartBox(i) {
+  document.querySelectorAll('#parts .part').forEach((el, k) => el.classList.toggle('active', k === i));
+}
+
+function selectPart(i) {
+  const s = sample();
+  const p = state.parts[i];
+  const n = s.joints.length - 1;
+  drawSpan(Math.round(p.start * s.fps), Math.min(Math.round(p.end * s.fps), n));
+  state.span = { start: p.start, end: p.end };   // exactly the part's span
+  state.selectedPart = i;
+  selectPartBox(i);
+  $('prompt').value = p.text;
+  $('span-out').textContent = `part ${i + 1}: ${p.start.toFixed(2)}-${p.end.toFixed(2)} s`;
+  setPlaying(false);
+  showFrame(Math.round(p.start * s.fps));
+}
 
 // ---------------------------------------------------------------------------- downloads
 function slug() {
@@ -402,6 +571,8 @@ async function init() {
     ]);
     state.info = health;
     state.skeleton = health.skeleton;
+    state.faceJoints = ['left_hip', 'right_hip', 'left_shoulder', 'right_shoulder']
+      .map((name) => health.skeleton.names.indexOf(name));
     buildSkeleton(health.skeleton);
     const m = health.model;
     const slider = $('seconds');
@@ -410,6 +581,7 @@ async function init() {
     slider.value = Math.min(Math.max(4, m.min_seconds), m.max_seconds);
     slider.oninput({ target: slider });
     $('auto-length').disabled = !m.length_estimator;
+    $('seq-add').disabled = !m.sequence;
     $('model-info').textContent = `${m.device} | ${m.num_scales} scales | ` +
       `${m.min_seconds}-${m.max_seconds} s${m.edit ? '' : ' | editing unavailable'}`;
     const box = $('examples');
