@@ -62,7 +62,9 @@ def assemble(args: argparse.Namespace) -> Path:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for name, src in parts.items():
-        shutil.copytree(src, tmp / name, ignore=shutil.ignore_patterns("optim*", "*.pt"))
+        shutil.copytree(
+            src, tmp / name, ignore=shutil.ignore_patterns("optim*", "*.pt", PIPELINE_FILE)
+        )
     for f in ("vocabulary.json", "vocabulary.safetensors"):
         shutil.copy2(args.vocabulary / f, tmp / "sar" / f)
     spec = json.loads((args.base / PIPELINE_FILE).read_text())

@@ -119,18 +119,44 @@ def server_url(tmp_path_factory):
     sock.close()
 
 
+def rig_json(shared_data, path: Path) -> Path:
+    """A Rigify-named copy of the CMU rig (tests/rig_variants) as the add-on test's user
+    armature: names, parents, bone heads and tails at rest, in Blender's axes (Z up), metres."""
+    import numpy as np
+
+    from mosa.motion.bvh import read_bvh
+    from rig_variants import write_variant
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bvh = read_bvh(write_variant(shared_data / "cmu" / "01_01.bvh", path.parent, "rigify"))
+    heads = np.zeros((bvh.num_joints, 3))
+    for j, p in enumerate(bvh.parents):
+        heads[j] = bvh.offsets[j] + (heads[p] if p >= 0 else 0.0)
+    heads = heads[:, [0, 2, 1]] * [1, -1, 1] * 0.056  # Y up -> Z up; CMU's units -> ~1.7 m
+    tails = heads + [0.0, 0.0, 0.05]  # a bone never has zero length
+    for j, p in enumerate(bvh.parents):
+        if p >= 0 and np.linalg.norm(heads[j] - heads[p]) > 1e-3:
+            tails[p] = heads[j]
+    skel = {"names": list(bvh.names), "parents": [int(p) for p in bvh.parents],
+            "heads": heads.tolist(), "tails": tails.tolist()}  # fmt: skip
+    path.write_text(json.dumps(skel))
+    return path
+
+
 @pytest.fixture(scope="module")
-def blender_run(server_url, tmp_path_factory):
+def blender_run(server_url, shared_data, tmp_path_factory):
     if BLENDER is None:
         pytest.skip("blender not found (apt-get install blender: Debian's 3.4)")
     tmp = tmp_path_factory.mktemp("blender")
     zip_path = write_addon_zip(tmp / "mosa_blender.zip")
     out = tmp / "results.json"
+    rig = rig_json(shared_data, tmp / "rig" / "rig.json")
     env = {**os.environ, "BLENDER_USER_SCRIPTS": str(tmp / "scripts"),
            "BLENDER_USER_CONFIG": str(tmp / "config"), "PYTHONPATH": ""}  # fmt: skip
     cmd = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1",
            "--python", str(CHECK), "--", "--zip", str(zip_path), "--url", server_url,
-           "--down-url", f"http://127.0.0.1:{_free_port()}", "--out", str(out)]  # fmt: skip
+           "--down-url", f"http://127.0.0.1:{_free_port()}", "--out", str(out),
+           "--rig-json", str(rig)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     log = proc.stdout + proc.stderr
     assert out.exists(), f"Blender wrote no results (exit {proc.returncode}):\n{log[-4000:]}"
@@ -216,11 +242,46 @@ def test_sequence_makes_one_take_with_markers(blender_run):
     assert frames[0] == 1 and frames == sorted(frames)
 
 
-def test_own_armature_is_left_alone(blender_run):
+def test_generate_onto_the_users_own_armature(blender_run, server_url):
+    """With the user's armature selected, the motion is a new action on it, posed as the
+    server's retargeting onto its skeleton says (the same request's BVH, FK'd by mosa)."""
+    import urllib.request
+
+    import numpy as np
+
+    from mosa.motion.bvh import parse_bvh
+    from mosa_blender.rig_bvh import bvh_name
+
     o = blender_run["own_rig"]
     _ok(o)
-    assert o["armatures_added"] == 1 and not o["own_rig_animated"]
-    assert o["active_is_new_mosa"] and o["active_frames"] == 40
+    assert o["armatures_added"] == 0 and (o["first"], o["frames"]) == (1, 40)
+    legs_arms = {"hips", "thigh.L", "shin.R", "foot.L", "upper_arm.R", "forearm.L"}
+    assert legs_arms <= set(o["moving_bones"]), o["moving_bones"]
+    body = {"text": "a person walks forward", "seconds": 2.0, "seed": 6, "num_samples": 1,
+            "bvh": True, "rig_bvh": o["rest_bvh"]}  # fmt: skip
+    req = urllib.request.Request(
+        server_url + "/api/generate",
+        json.dumps(body).encode(),
+        {"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        answer = parse_bvh(json.loads(r.read())["samples"][0]["bvh"], "answer")
+    want = answer.global_positions()  # (T, J, 3) armature space, metres
+    index = {n: k for k, n in enumerate(answer.names)}
+    got = np.stack([np.asarray(o["heads"][b]) for b in o["heads"]], axis=1)
+    cols = [index[bvh_name(b)] for b in o["heads"]]
+    assert got.shape == want[:, cols].shape == (40, len(cols), 3)
+    err = np.linalg.norm(got - want[:, cols], axis=-1)
+    assert err.max() < 1e-4, err.max()  # every bone, every frame, four rotation modes
+    s = blender_run["own_rig_sequence"]
+    _ok(s)
+    assert s["first"] == 1 and 70 <= s["frames"] <= 90 and s["action"] != o["action"]
+
+
+def test_an_armature_that_cannot_be_used_is_reported(blender_run):
+    e = blender_run["own_rig_empty"]
+    assert "root bones" in e.get("error", "") and not e["traceback"], e
+    assert e["actions_made"] == 0
 
 
 def test_other_frame_rates_resample(blender_run):

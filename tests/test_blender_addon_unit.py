@@ -377,3 +377,70 @@ def test_join_span_meets_the_kept_frames_at_both_seams(hml_joints):
         return np.linalg.norm(m[:, 1:] - m[:, list(K.PARENTS[1:])], axis=-1)
 
     assert np.abs(bones(joined) - bones(rigid[a : b + 1])).max() < 1e-9
+
+
+def _bones(rng: random.Random) -> list:
+    from mosa_blender.rig_bvh import RigBone
+
+    heads = [(0.0, 0.0, 1.0), (0.1, 0.0, 0.9), (0.1, 0.0, 0.5), (-0.1, 0.0, 0.9), (0.0, 0.0, 1.4)]
+    parents = [-1, 0, 1, 0, 0]
+    names = ["hips", "thigh L", "shin.L", "thigh.R", "spine"]
+    return [
+        RigBone(n, p, h, K.add(h, (0.0, 0.0, 0.05)), _random_rotation(rng))
+        for n, p, h in zip(names, parents, heads, strict=True)
+    ]
+
+
+def test_rest_bvh_is_a_bvh_of_the_armature():
+    from mosa_blender import rig_bvh as RB
+
+    bones = _bones(random.Random(0))
+    text = RB.rest_bvh(bones, 24.0)
+    data = mosa_bvh.parse_bvh(text, "rest")
+    assert data.names == ["hips", "thigh_L", "shin.L", "thigh.R", "spine"]  # one token each
+    assert data.num_frames == 1 and abs(data.fps - 24.0) < 1e-4  # Frame Time to 8 digits
+    heads = data.global_positions()[0]
+    np.testing.assert_allclose(heads, [b.head for b in bones], atol=1e-6)
+    parsed = RB.parse_bvh(text)
+    assert parsed.names == data.names and len(parsed.frames) == 1
+    # at rest every bone's pose basis is the identity and the root sits on its rest head
+    rotations, locations = RB.pose_channels(bones, parsed)
+    for m in rotations[0]:
+        np.testing.assert_allclose(m, K.IDENTITY, atol=1e-9)
+    np.testing.assert_allclose(locations[0], (0.0, 0.0, 0.0), atol=1e-9)
+
+
+def test_pose_basis_is_the_bvh_rotation_in_the_bone_frame():
+    from mosa_blender import rig_bvh as RB
+
+    rng = random.Random(1)
+    bones = _bones(rng)
+    parsed = RB.parse_bvh(RB.rest_bvh(bones, 20.0))
+    row = [0.2, -0.1, 1.1, *[rng.uniform(-90, 90) for _ in range(3 + 3 * 4)]]
+    motion = RB.BvhMotion(parsed.names, parsed.channels, parsed.offsets, 0.05, [row])
+    rotations, locations = RB.pose_channels(bones, motion)
+    for j, b in enumerate(bones):
+        angles = row[3:6] if j == 0 else row[6 + 3 * (j - 1) : 9 + 3 * (j - 1)]
+        local = Rotation.from_euler("ZXY", angles, degrees=True).as_matrix()
+        rest = _arr(b.rest).reshape(3, 3)
+        got = _arr(rotations[0][j]).reshape(3, 3)
+        np.testing.assert_allclose(got, rest.T @ local @ rest, atol=1e-9)
+    root_rest = _arr(bones[0].rest).reshape(3, 3)
+    want = root_rest.T @ (np.array(row[:3]) - bones[0].head)
+    np.testing.assert_allclose(locations[0], want, atol=1e-9)
+
+
+def test_unusable_armatures_and_answers_are_refused():
+    from mosa_blender import rig_bvh as RB
+
+    bones = _bones(random.Random(2))
+    two_roots = [*bones[:4], RB.RigBone("prop", -1, (1.0, 0, 0), (1.0, 0, 0.1), K.IDENTITY)]
+    with pytest.raises(inputs.InputError, match="2 root bones"):
+        RB.rest_bvh(two_roots, 20.0)
+    with pytest.raises(inputs.InputError, match="0 root bones"):
+        RB.rest_bvh([], 20.0)
+    with pytest.raises(ValueError, match="MOTION"):
+        RB.parse_bvh("HIERARCHY ROOT a { OFFSET 0 0 0 CHANNELS 3 Zrotation Xrotation Yrotation }")
+    other = RB.parse_bvh(RB.rest_bvh(bones[:3], 20.0))
+    with pytest.raises(ValueError, match="lacks the bones"):
+        RB.pose_channels(bones, other)

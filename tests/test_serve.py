@@ -323,6 +323,7 @@ def test_edit_takes_any_length_up_to_the_frame_limit(client, hml_sample, monkeyp
         ({"text": ""}, "empty"),
         ({"start": 5.0, "end": 3.0}, "span"),
         ({"start": 0.0, "end": 40.0}, "span"),
+        ({"joints": [[[0.0, 0.0, 0.0]] * 22] * 50}, "legs of no length"),
     ],
 )
 def test_edit_rejects_bad_input(client, hml_sample, body, needle):

@@ -147,3 +147,22 @@ def test_health_lists_the_new_endpoints(client):
     assert m["sequence"] and m["extend"] and m["max_sequence_parts"] == MAX_SEQUENCE_PARTS
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/sequence" in paths and "/api/extend" in paths
+
+
+def test_sequence_onto_a_rig_sent_as_bvh(client, shared_data, tmp_path):
+    """``rig_bvh`` on a sequence: the take's BVH is on the character's skeleton, as for
+    /api/generate (the Blender add-on's Sequence on the user's own armature)."""
+    from mosa.motion.bvh import parse_bvh, read_bvh
+    from rig_variants import write_variant
+
+    rig_path = write_variant(shared_data / "cmu" / "01_01.bvh", tmp_path, "unreal")
+    rig = read_bvh(rig_path)
+    body = {"texts": ["a person walks forward", "a person waves"], "seconds": [2, 2],
+            "seed": 4, "rig_bvh": rig_path.read_text()}  # fmt: skip
+    r = client.post("/api/sequence", json=body)
+    assert r.status_code == 200, r.text
+    out = parse_bvh(r.json()["samples"][0]["bvh"])
+    assert out.names == rig.names and np.array_equal(out.offsets, rig.offsets)
+    assert out.num_frames == (80 - 1) * 6 + 1  # 4 s at 20 fps, resampled to the rig's 120
+    bad = client.post("/api/sequence", json={**body, "rig_bvh": "HIERARCHY\nROOT a\n{"})
+    assert bad.status_code == 422 and "rig_bvh" in bad.json()["detail"]

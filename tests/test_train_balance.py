@@ -120,3 +120,11 @@ def test_evaluate_by_corpus_splits_the_clips(fake_data, tmp_path):
     # frame-weighted corpus means give the whole split's mean back
     mixed = sum(v["mpjpe_mm"] * n[k] for k, v in per.items()) / whole["num_frames"]
     assert mixed == pytest.approx(whole["mpjpe_mm"], rel=1e-4)
+    # the same through the command line, as JSON
+    from mosa.cli import eval_reconstruction
+
+    out = tmp_path / "per.json"
+    argv = ["--vae", str(tmp_path / "v" / "last"), "--data", str(fake_data), "--split", "train"]
+    assert eval_reconstruction.main([*argv, "--by-corpus", "--json", str(out)]) == 0
+    assert json.loads(out.read_text()).keys() == per.keys()
+    assert eval_reconstruction.main([*argv, "--by-corpus", "--png", str(tmp_path / "x.png")]) == 2

@@ -7,9 +7,10 @@ add-on knows its own armatures. An action keys every bone's ``rotation_quaternio
 pelvis's ``location`` on every frame, linear between frames; keys are written a curve at a
 time (``keyframe_points.add`` + ``foreach_set``), never a key at a time.
 
-Retargeting seam: ``Rig`` is what the operators need of an armature (bone rest rotations,
-offsets, the root's head, the bone of each joint). Today only mosa's own armature has one
-(``mosa_rig``); a user's rig gets one once the server-side rig mapping lands.
+``Rig`` is what the operators need of mosa's own armature (bone rest rotations, offsets, the
+root's head, the bone of each joint; ``mosa_rig``). A user's own armature is read as
+``rig_bvh.RigBone`` values (``rig_bones``) and keyed from the server's BVH on its skeleton
+(``new_rig_action``), in each pose bone's own rotation mode.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import bpy
 
 from . import kinematics as K
+from . import rig_bvh as RB
 
 MARK = "mosa_skeleton"
 QUAT = 'pose.bones["{}"].rotation_quaternion'
@@ -108,10 +110,16 @@ def _curves(rig: Rig, quats, locations) -> list[tuple[str, int, str, list[float]
 def write_frames(action, rig: Rig, frames: list[int], quats, locations) -> None:
     """Key ``frames`` of ``action`` with channels (``kinematics.bone_channels``), after
     removing the keys already on those frames; every other key stays as it is."""
+    write_curves(action, frames, _curves(rig, quats, locations))
+
+
+def write_curves(action, frames: list[int], curves) -> None:
+    """Key ``frames`` of ``action`` with ``curves`` (``(data path, index, group, values)``),
+    after removing the keys already on those frames; every other key stays as it is."""
     if not frames:
         return
     lo, hi = min(frames) - 0.5, max(frames) + 0.5
-    for path, index, group, values in _curves(rig, quats, locations):
+    for path, index, group, values in curves:
         fc = action.fcurves.find(path, index=index)
         if fc is None:
             fc = action.fcurves.new(path, index=index, action_group=group)
@@ -230,3 +238,69 @@ def pose_markers(action, markers: list[tuple[str, int]]) -> None:
     for name, frame in markers:
         m = action.pose_markers.new(name[:63])
         m.frame = frame
+
+
+# -- a user's own armature ------------------------------------------------------------------------
+
+
+def rig_bones(obj) -> list[RB.RigBone]:
+    """The bones of armature ``obj`` at rest (armature space), parents before children."""
+    bones = sorted(obj.data.bones, key=lambda b: len(b.parent_recursive))
+    index = {b.name: i for i, b in enumerate(bones)}
+    return [
+        RB.RigBone(
+            b.name,
+            -1 if b.parent is None else index[b.parent.name],
+            tuple(b.head_local),
+            tuple(b.tail_local),
+            tuple(x for row in b.matrix_local.to_3x3() for x in row),
+        )
+        for b in bones
+    ]
+
+
+def _rotation_curves(pb, mats: list[K.Mat]) -> list[tuple[str, int, str, list[float]]]:
+    """Curves of pose bone ``pb``'s rotation over frames ``mats`` in its own rotation mode."""
+    import mathutils  # Blender's own; imported here so the module loads outside Blender too
+
+    name, mode = pb.name, pb.rotation_mode
+    quats, prev = [], None
+    for m in mats:
+        q = mathutils.Matrix((m[0:3], m[3:6], m[6:9])).to_quaternion()
+        if prev is not None:
+            q.make_compatible(prev)  # one hemisphere: no flips between frames
+        quats.append(q)
+        prev = q
+    if mode == "QUATERNION":
+        path, rows = "rotation_quaternion", [tuple(q) for q in quats]
+    elif mode == "AXIS_ANGLE":
+        path = "rotation_axis_angle"
+        rows = [(angle, *axis) for axis, angle in (q.to_axis_angle() for q in quats)]
+    else:
+        path, rows, prev_e = "rotation_euler", [], None
+        for q in quats:
+            e = q.to_euler(mode) if prev_e is None else q.to_euler(mode, prev_e)
+            rows.append(tuple(e))
+            prev_e = e
+    data_path = f'pose.bones["{name}"].{path}'
+    return [(data_path, c, name, [r[c] for r in rows]) for c in range(len(rows[0]))]
+
+
+def new_rig_action(obj, name: str, first_frame: int, bones, rotations, locations, *, note=None):
+    """A new action on the user's armature ``obj`` from ``rig_bvh.pose_channels``' per-frame
+    basis rotations and root locations, keyed from ``first_frame`` and assigned."""
+    action = bpy.data.actions.new(name[:63])
+    action.id_root = "OBJECT"
+    action.use_fake_user = True
+    for key, value in (note or {}).items():
+        if value is not None:
+            action[key] = value
+    curves = []
+    for j, bone in enumerate(bones):
+        pb = obj.pose.bones[bone.name]
+        curves += _rotation_curves(pb, [frame[j] for frame in rotations])
+    root = next(b.name for b in bones if b.parent < 0)
+    curves += [(LOC.format(root), c, root, [v[c] for v in locations]) for c in range(3)]
+    write_curves(action, list(range(first_frame, first_frame + len(locations))), curves)
+    assign(obj, action)
+    return action

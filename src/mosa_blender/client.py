@@ -70,10 +70,13 @@ class Client:
     def health(self, timeout: float | None = None) -> dict[str, Any]:
         return self._request("GET", "/api/health", None, timeout)
 
-    def generate(self, text: str, seconds: float | None, seed: int | None) -> dict[str, Any]:
-        """One motion: ``{"samples": [{"joints": (T, 22, 3), "fps", ...}], ...}``."""
+    def generate(
+        self, text: str, seconds: float | None, seed: int | None, rig_bvh: str | None = None
+    ) -> dict[str, Any]:
+        """One motion: ``{"samples": [{"joints": (T, 22, 3), "fps", ...}], ...}``; with
+        ``rig_bvh`` (a skeleton as BVH text) each sample's ``bvh`` is on that skeleton."""
         body = {"text": text, "seconds": seconds, "seed": seed, "num_samples": 1, "bvh": False}
-        return self._request("POST", "/api/generate", body)
+        return self._request("POST", "/api/generate", _with_rig(body, rig_bvh))
 
     def edit(
         self, joints: Sequence, text: str, start: float, end: float, seed: int | None
@@ -90,16 +93,21 @@ class Client:
         return self._request("POST", "/api/extend", body)
 
     def sequence(
-        self, texts: Sequence[str], seconds: Sequence[float] | None, seed: int | None
+        self,
+        texts: Sequence[str],
+        seconds: Sequence[float] | None,
+        seed: int | None,
+        rig_bvh: str | None = None,
     ) -> dict[str, Any]:
-        """One take of several prompts; the answer adds ``parts`` [{"text", "start", "end"}]."""
+        """One take of several prompts; the answer adds ``parts`` [{"text", "start", "end"}].
+        ``rig_bvh`` as for ``generate``."""
         body = {
             "texts": list(texts),
             "seconds": None if seconds is None else list(seconds),
             "seed": seed,
             "bvh": False,
         }
-        return self._request("POST", "/api/sequence", body)
+        return self._request("POST", "/api/sequence", _with_rig(body, rig_bvh))
 
     # -- transport -------------------------------------------------------------------------
     def _request(
@@ -167,6 +175,21 @@ def _decode(raw: bytes, where: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ServerError(f"{where} answered {type(payload).__name__}, not a JSON object")
     return payload
+
+
+def _with_rig(body: dict[str, Any], rig_bvh: str | None) -> dict[str, Any]:
+    return body if rig_bvh is None else {**body, "bvh": True, "rig_bvh": rig_bvh}
+
+
+def first_bvh(payload: dict[str, Any]) -> str:
+    """The BVH text of the first sample of an answer; ``ServerError`` if it has none."""
+    try:
+        text = payload["samples"][0]["bvh"]
+        if not isinstance(text, str) or "MOTION" not in text:
+            raise ValueError("no BVH text")
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ServerError(f"the server's answer holds no motion on the rig ({exc})") from None
+    return text
 
 
 def first_motion(payload: dict[str, Any]) -> tuple[list, float]:

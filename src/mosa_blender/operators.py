@@ -20,7 +20,16 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from . import armature as A
 from . import inputs
 from . import kinematics as K
-from .client import DEFAULT_TIMEOUT, DEFAULT_URL, Client, ServerError, ServerStatus, first_motion
+from . import rig_bvh as RB
+from .client import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    Client,
+    ServerError,
+    ServerStatus,
+    first_bvh,
+    first_motion,
+)
 from .inputs import InputError
 
 STATUS = ServerStatus()  # what the panel shows about the server
@@ -59,7 +68,10 @@ def edit_target(context):
     ``InputError`` saying what to select."""
     obj = active_mosa_armature(context)
     if obj is None:
-        raise InputError("select a mosa armature with an action: Generate makes one")
+        raise InputError(
+            "select a mosa armature with an action: Generate makes one (Regenerate and Extend "
+            "work on mosa armatures; on your own armature, Generate or Sequence a new action)"
+        )
     action = obj.animation_data.action if obj.animation_data else None
     span = None if action is None else A.key_range(action)
     if span is None or span[1] <= span[0]:
@@ -131,32 +143,54 @@ def _sample_seed(payload) -> int | None:
         return None
 
 
-def _target_rig(context, motion) -> tuple[A.Rig, str]:
-    """The rig a new motion goes onto: the selected mosa armature, else a new one.
+def user_armature(context):
+    """The active object when it is an armature of the user's own (not one of the add-on's):
+    new motion is retargeted onto it by the server."""
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE" and not A.is_mosa_armature(obj):
+        return obj
+    return None
 
-    Retargeting seam: a selected armature of the user's own is where the "your rig" mapping
-    will plug in; until then it gets a mosa armature beside it, and the report says so.
-    """
+
+def rig_request(context) -> tuple[object, list, str | None]:
+    """``(armature, bones, rest BVH)`` of the user's armature to retarget onto, or
+    ``(None, [], None)`` when the motion goes onto a mosa armature."""
+    obj = user_armature(context)
+    if obj is None:
+        return None, [], None
+    bones = A.rig_bones(obj)
+    return obj, bones, RB.rest_bvh(bones, scene_fps(context.scene))
+
+
+def _target_rig(context, motion) -> tuple[A.Rig, str]:
+    """The mosa armature a new motion goes onto: the selected one, else a new one."""
     obj = active_mosa_armature(context)
     if obj is not None:
         return A.mosa_rig(obj), ""
-    other = context.active_object
     obj = A.create_armature(context, K.rest_offsets(motion))
-    if other is not None and other.type == "ARMATURE":
-        return A.mosa_rig(obj), (
-            f"; '{other.name}' is not a mosa armature (retargeting onto your own rig is not "
-            f"available yet), so the motion went onto a new mosa armature '{obj.name}'"
-        )
     return A.mosa_rig(obj), f"; created the mosa armature '{obj.name}'"
 
 
-def _new_take(op, context, payload, name: str, note: dict) -> tuple[bpy.types.Action, str, int]:
+def _new_take(
+    op, context, payload, name: str, note: dict, user=(None, [])
+) -> tuple[bpy.types.Action, str, int]:
+    """A new action from an answer: on the user's armature ``user`` (its object and bones,
+    from the answer's BVH on its skeleton), else on a mosa armature (from the joints)."""
     scene = context.scene
+    first = scene.frame_current
+    note = {**note, "mosa_seed": _sample_seed(payload)}
+    obj, bones = user
+    if obj is not None:
+        try:
+            rotations, locations = RB.pose_channels(bones, RB.parse_bvh(first_bvh(payload)))
+        except ValueError as exc:
+            raise ServerError(f"the server's motion on '{obj.name}' is unusable ({exc})") from None
+        action = A.new_rig_action(obj, name, first, bones, rotations, locations, note=note)
+        last = first + len(locations) - 1
+        return action, f"'{action.name}' on '{obj.name}': frames {first}-{last}, retargeted", first
     motion = from_server(payload, scene_fps(scene))
     rig, where = _target_rig(context, motion)
-    note = {**note, "mosa_seed": _sample_seed(payload)}
-    action = A.new_action(rig, name, scene.frame_current, motion, note=note)
-    first = scene.frame_current
+    action = A.new_action(rig, name, first, motion, note=note)
     text = f"'{action.name}' on '{rig.obj.name}': frames {first}-{first + len(motion) - 1}{where}"
     return action, text, first
 
@@ -177,8 +211,10 @@ class MOSA_OT_generate(_MosaOperator):
     def run(self, context) -> str:
         text = inputs.check_text(self.text)
         seconds, seed = inputs.check_seconds(self.seconds), inputs.check_seed(self.seed)
-        payload = self.ask(context, "generate", text, seconds, seed)
-        _, message, _ = _new_take(self, context, payload, text, {"mosa_text": text})
+        obj, bones, rig = rig_request(context)
+        payload = self.ask(context, "generate", text, seconds, seed, rig)
+        note = {"mosa_text": text}
+        _, message, _ = _new_take(self, context, payload, text, note, (obj, bones))
         return message
 
 
@@ -201,9 +237,11 @@ class MOSA_OT_sequence(_MosaOperator):
     def run(self, context) -> str:
         texts = inputs.split_texts(self.texts)
         seconds = inputs.split_seconds(self.seconds, len(texts))
-        payload = self.ask(context, "sequence", texts, seconds, inputs.check_seed(self.seed))
+        obj, bones, rig = rig_request(context)
+        payload = self.ask(context, "sequence", texts, seconds, inputs.check_seed(self.seed), rig)
         name = " | ".join(texts)
-        action, message, first = _new_take(self, context, payload, name, {"mosa_text": name})
+        note = {"mosa_text": name}
+        action, message, first = _new_take(self, context, payload, name, note, (obj, bones))
         fps = scene_fps(context.scene)
         parts = payload.get("parts") or []
         markers = []

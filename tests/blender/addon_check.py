@@ -26,6 +26,7 @@ ap.add_argument("--zip", required=True)
 ap.add_argument("--url", required=True)
 ap.add_argument("--down-url", required=True)
 ap.add_argument("--out", required=True)
+ap.add_argument("--rig-json", required=True, help="a humanoid skeleton to build as the user's rig")
 args = ap.parse_args(argv)
 
 results: dict = {"blender": bpy.app.version_string}
@@ -207,7 +208,42 @@ def draw_panels(obj, prefs) -> dict:
     return out
 
 
+def build_rig(path: str):
+    """The user's armature: bones from a JSON skeleton (names, parents, heads and tails in
+    Blender axes, metres), each with its own roll so that rest rotations are not the axes."""
+    with open(path) as f:
+        skel = json.load(f)
+    obj = bpy.data.objects.new("my_rig", bpy.data.armatures.new("my_rig"))
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    edit = obj.data.edit_bones
+    for j, name in enumerate(skel["names"]):
+        eb = edit.new(name)
+        eb.head, eb.tail, eb.roll = skel["heads"][j], skel["tails"][j], 0.37 * j
+        if skel["parents"][j] >= 0:
+            eb.parent = edit[skel["names"][skel["parents"][j]]]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for k, pb in enumerate(obj.pose.bones):  # the animator's own choices of rotation mode
+        pb.rotation_mode = ("QUATERNION", "XYZ", "ZXY", "AXIS_ANGLE")[k % 4]
+    return obj
+
+
+def pose_heads(obj, first: int, last: int) -> dict[str, list]:
+    """Every pose bone's head (armature space) on frames ``first..last``."""
+    out = {pb.name: [] for pb in obj.pose.bones}
+    for f in range(first, last + 1):
+        bpy.context.scene.frame_set(f)
+        bpy.context.view_layer.update()
+        for pb in obj.pose.bones:
+            out[pb.name].append(list(pb.head))
+    return out
+
+
 def run() -> None:
+    from mosa_blender import armature, rig_bvh
     from mosa_blender.client import Client
 
     scene = bpy.context.scene
@@ -272,21 +308,37 @@ def run() -> None:
     results["generate30"]["joints"] = joint_errors(obj, reference, 1, 30.0)
     scene.render.fps = 20
 
-    # 7. the user's own armature selected: it is left alone, a mosa armature gets the motion
-    own = bpy.data.objects.new("my_rig", bpy.data.armatures.new("my_rig"))
-    scene.collection.objects.link(own)
+    # 7. the user's own armature selected: the server retargets the motion onto it
+    own = build_rig(args.rig_json)
     bpy.ops.object.select_all(action="DESELECT")
     own.select_set(True)
     bpy.context.view_layer.objects.active = own
     before = sum(o.type == "ARMATURE" for o in bpy.data.objects)
+    scene.frame_set(1)
     results["own_rig"] = call("generate", text=prompt, seconds=2.0, seed=6)
-    active = bpy.context.active_object
-    results["own_rig"].update(
-        armatures_added=sum(o.type == "ARMATURE" for o in bpy.data.objects) - before,
-        own_rig_animated=own.animation_data is not None,
-        active_is_new_mosa=active is not own and "mosa_skeleton" in active.data,
-        active_frames=action_facts(active)["frames"],
+    results["own_rig"]["armatures_added"] = (
+        sum(o.type == "ARMATURE" for o in bpy.data.objects) - before
     )
+    results["own_rig"]["rest_bvh"] = rig_bvh.rest_bvh(armature.rig_bones(own), 20.0)
+    if "result" in results["own_rig"]:
+        facts = action_facts(own)
+        results["own_rig"].update(
+            facts, heads=pose_heads(own, int(facts["first"]), int(facts["last"]))
+        )
+    scene.frame_set(1)
+    results["own_rig_sequence"] = call(
+        "sequence", texts="a person walks forward | a person waves", seconds="2 | 2", seed=3
+    )
+    if "result" in results["own_rig_sequence"]:
+        results["own_rig_sequence"].update(action_facts(own))
+    empty = bpy.data.objects.new("no_bones", bpy.data.armatures.new("no_bones"))
+    scene.collection.objects.link(empty)
+    bpy.ops.object.select_all(action="DESELECT")
+    empty.select_set(True)
+    bpy.context.view_layer.objects.active = empty
+    n_actions = len(bpy.data.actions)
+    results["own_rig_empty"] = call("generate", text=prompt, seconds=2.0, seed=6)
+    results["own_rig_empty"]["actions_made"] = len(bpy.data.actions) - n_actions
     bpy.ops.object.select_all(action="DESELECT")
     obj.select_set(True)
     bpy.context.view_layer.objects.active = obj

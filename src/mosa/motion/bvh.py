@@ -540,7 +540,7 @@ def rest_offsets(joints: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def swing_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotations (T, 3, 3) taking unit vectors a (T, 3) onto unit vectors b (T, 3)."""
     axis = np.cross(a, b)
     s = np.linalg.norm(axis, axis=-1)
@@ -595,7 +595,7 @@ def solve_rotations(joints: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         elif len(kids) == 1:
             bone = np.einsum("tji,tj->ti", parent_rot, joints[:, kids[0]] - recon[:, j])
             rest = np.broadcast_to(_unit(offsets[kids[0]]), (T, 3))
-            local[:, j] = _swing(rest, _unit(bone))
+            local[:, j] = swing_rotations(rest, _unit(bone))
             glob[:, j] = parent_rot @ local[:, j]
         else:
             glob[:, j] = parent_rot

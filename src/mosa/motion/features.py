@@ -120,6 +120,11 @@ def uniform_skeleton(joints: np.ndarray, target_offsets: np.ndarray = TARGET_OFF
     target_offsets = np.asarray(target_offsets, dtype=np.float64)
     src_leg = np.linalg.norm(joints[0, LEG_BONES] - joints[0, _PARENTS[list(LEG_BONES)]], axis=-1)
     tgt_leg = np.abs(target_offsets[list(LEG_BONES)]).max(-1)
+    if not src_leg.sum() > 1e-6:  # also NaN
+        raise MosaError(
+            "the motion's first frame has legs of no length (hip, knee and ankle at one point)",
+            "pass joints (T, 22, 3) in metres in SMPL joint order",
+        )
     scale = tgt_leg.sum() / src_leg.sum()
     bones = qrot(_bone_rotations(joints), target_offsets[1:])
     return _place_bones(joints[:, 0] * scale, bones)

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -761,6 +762,34 @@ def load_bvh(
     )
 
 
+class MosaSpace(NamedTuple):
+    """A BVH's frames as the 22 joints in mosa's space, and how they got there."""
+
+    joints: np.ndarray  # (T, 22, 3) metres, Y up, right-handed, at the file's frame rate
+    rig: str  # the preset or mapping that matched
+    mapping: dict  # mosa joint -> the file's joint (or None: interpolated)
+    up_axis: str
+    unit: str
+    unit_scale: float  # file units -> metres
+    mirrored: bool  # the file was left-handed; x was flipped
+
+
+def mosa_space(bvh: BVHData, mapping=None) -> MosaSpace:
+    """Map ``bvh``'s joints onto the 22 (``resolve_mapping``), then turn them Y up, into
+    metres and right-handed; no resampling, no floor."""
+    names, positions = positions_with_end_sites(bvh)
+    rig, full = resolve_mapping(bvh, mapping, positions)
+    joints = map_joints(positions, names, full)
+    up = detect_up_axis(joints)
+    joints = to_y_up(joints, up)
+    unit, scale = detect_unit(joints)
+    joints = joints * scale
+    mirrored = is_mirrored(joints)
+    if mirrored:
+        joints = joints * np.array([-1.0, 1.0, 1.0])
+    return MosaSpace(joints, rig, full, up, unit, float(scale), bool(mirrored))
+
+
 def retarget_bvh(
     bvh: BVHData,
     mapping: str | os.PathLike | Mapping[str, str | None] | None = None,
@@ -777,16 +806,9 @@ def retarget_bvh(
         raise MosaError(f"source_fps must be positive, got {source_fps}", "pass e.g. 60")
     n_file_frames = bvh.num_frames
     bvh = _drop_frames(bvh, int(start_frame))
-    names, positions = positions_with_end_sites(bvh)
-    rig, full = resolve_mapping(bvh, mapping, positions)
-    joints = map_joints(positions, names, full)
-    up = detect_up_axis(joints)
-    joints = to_y_up(joints, up)
-    unit, scale = detect_unit(joints)
-    joints = joints * scale
-    mirrored = is_mirrored(joints)
-    if mirrored:
-        joints = joints * np.array([-1.0, 1.0, 1.0])
+    space = mosa_space(bvh, mapping)
+    joints, rig, full, up = space.joints, space.rig, space.mapping, space.up_axis
+    unit, scale, mirrored = space.unit, space.unit_scale, space.mirrored
     source_fps = snap_fps(bvh.fps) if source_fps is None else float(source_fps)
     out_fps = source_fps if fps is None else float(fps)
     if out_fps != source_fps:

@@ -30,16 +30,20 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mosa.errors import MosaError
-from mosa.motion.bvh import POSITION_CHANNELS, ROTATION_CHANNELS, BVHData, read_bvh, write_bvh
+from mosa.motion.bvh import (
+    POSITION_CHANNELS,
+    ROTATION_CHANNELS,
+    BVHData,
+    read_bvh,
+    swing_rotations,
+    write_bvh,
+)
 from mosa.motion.retarget import (
-    detect_unit,
-    detect_up_axis,
     end_site_names,
-    is_mirrored,
     map_joints,
+    mosa_space,
     positions_with_end_sites,
     resample,
-    resolve_mapping,
     snap_fps,
     to_y_up,
 )
@@ -104,19 +108,12 @@ def rig_frame(bvh: BVHData, mapping=None) -> tuple[RigFrame, np.ndarray]:
     space (metres, Y up, at the file's frame rate, the lowest foot at 0): what
     ``retarget.load_bvh`` reads, without resampling."""
     check_rig(bvh)
-    names, positions = positions_with_end_sites(bvh)
-    rig, full = resolve_mapping(bvh, mapping, positions)
-    joints = map_joints(positions, names, full)
-    up = detect_up_axis(joints)
-    joints = to_y_up(joints, up)
-    _, scale = detect_unit(joints)
-    joints = joints * scale
-    mirrored = is_mirrored(joints)
-    if mirrored:
-        joints = joints * np.array([-1.0, 1.0, 1.0])
+    space = mosa_space(bvh, mapping)
+    joints = space.joints
     floor = float(joints[:, list(FEET), 1].min())
     joints[..., 1] -= floor
-    return RigFrame(rig, full, up, float(scale), bool(mirrored), floor), joints
+    s = space
+    return RigFrame(s.rig, s.mapping, s.up_axis, s.unit_scale, s.mirrored, floor), joints
 
 
 def leg_length(joints: np.ndarray) -> float:
@@ -194,20 +191,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shortest rotations ``(T, 3, 3)`` taking unit vectors ``a (T, 3)`` onto ``b (T, 3)``."""
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis, axis=-1)
-    c = np.sum(a * b, axis=-1)
-    angle = np.arctan2(s, c)
-    axis = axis / np.maximum(s, 1e-12)[:, None]
-    flip = (s < 1e-9) & (c < 0)
-    if flip.any():
-        helper = np.where(np.abs(a[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])
-        axis[flip] = _unit(np.cross(a, helper))[flip]
-    return Rotation.from_rotvec(axis * angle[:, None]).as_matrix()
-
-
 def _kabsch(rest: np.ndarray, posed: np.ndarray) -> np.ndarray:
     """Best-fit rotations ``(T, 3, 3)`` with ``R @ rest[:, k] ~ posed[:, k]``, ``(T, K, 3)``."""
     h = np.einsum("tki,tkj->tij", rest, posed)
@@ -255,7 +238,7 @@ def solve_pose(
             if len(rest) == 1:
                 carry = parent @ free[:, j]
                 start = np.einsum("tij,tj->ti", carry, rest_u[:, 0])
-                g = _swing(start, posed_u[:, 0]) @ carry
+                g = swing_rotations(start, posed_u[:, 0]) @ carry
             else:
                 g = _kabsch(rest_u, posed_u)
             local[:, j] = np.swapaxes(parent, 1, 2) @ g

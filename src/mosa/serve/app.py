@@ -113,6 +113,12 @@ class SequenceRequest(BaseModel):
     )
     cfg: float | None = Field(None, description="guidance scale; null: checkpoint defaults")
     bvh: bool = Field(True, description="include the take as BVH text")
+    rig_bvh: str | None = Field(
+        None, description="a character's BVH (text): the BVH is written on its skeleton"
+    )
+    rig_mapping: dict[str, str | None] | None = Field(
+        None, description="the rig's joints for mosa's 22, as for /api/generate"
+    )
 
 
 class BvhRequest(BaseModel):
@@ -188,9 +194,10 @@ def create_app(
     async def sequence(req: SequenceRequest) -> JSONResponse:
         """One continuous take showing ``texts`` in order, each part continuing the last."""
         job = engine.sequence_job(req.texts, req.seconds, req.seed, req.cfg)
+        rig = await run_in_threadpool(parse_rig, req.rig_bvh, req.rig_mapping)
         result = await batcher.submit(job, batchable=False)
         take = result.motions[0]
-        payload = await run_in_threadpool(result_json, result, take.text, req.bvh)
+        payload = await run_in_threadpool(result_json, result, take.text, req.bvh, rig)
         payload["parts"] = _parts(result)
         notes = [await run_in_threadpool(engine.vocabulary, t) for t in job.plan.texts]
         for part, note in zip(payload["parts"], notes, strict=True):
