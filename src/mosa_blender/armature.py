@@ -144,16 +144,23 @@ def write_curves(action, frames: list[int], curves) -> None:
         fc.update()  # sorts the keys by frame and sets the handles
 
 
-def new_action(rig: Rig, name: str, first_frame: int, motion, *, note: dict | None = None):
-    """A new action on ``rig`` keyed with ``motion`` ``(T, 22)`` (Blender axes, armature
-    space) from ``first_frame``, assigned to the armature; the action it replaces keeps a
-    fake user so that saving the file keeps it."""
+def _blank_action(name: str, note: dict | None):
+    """A new empty object action named ``name`` (Blender's 63 characters at most), kept by a
+    fake user, with ``note``'s values (not None) as custom properties."""
     action = bpy.data.actions.new(name[:63])
     action.id_root = "OBJECT"
     action.use_fake_user = True
     for key, value in (note or {}).items():
         if value is not None:
             action[key] = value
+    return action
+
+
+def new_action(rig: Rig, name: str, first_frame: int, motion, *, note: dict | None = None):
+    """A new action on ``rig`` keyed with ``motion`` ``(T, 22)`` (Blender axes, armature
+    space) from ``first_frame``, assigned to the armature; the action it replaces keeps a
+    fake user so that saving the file keeps it."""
+    action = _blank_action(name, note)
     write_motion(action, rig, first_frame, motion)
     assign(rig.obj, action)
     return action
@@ -289,12 +296,7 @@ def _rotation_curves(pb, mats: list[K.Mat]) -> list[tuple[str, int, str, list[fl
 def new_rig_action(obj, name: str, first_frame: int, bones, rotations, locations, *, note=None):
     """A new action on the user's armature ``obj`` from ``rig_bvh.pose_channels``' per-frame
     basis rotations and root locations, keyed from ``first_frame`` and assigned."""
-    action = bpy.data.actions.new(name[:63])
-    action.id_root = "OBJECT"
-    action.use_fake_user = True
-    for key, value in (note or {}).items():
-        if value is not None:
-            action[key] = value
+    action = _blank_action(name, note)
     curves = []
     for j, bone in enumerate(bones):
         pb = obj.pose.bones[bone.name]
