@@ -62,7 +62,9 @@ class VIEW3D_PT_mosa(_Panel, bpy.types.Panel):
             layout.label(text=f"{obj.name}: {action.name if action else 'no action'}",
                          icon="ARMATURE_DATA")  # fmt: skip
         elif context.active_object is not None and context.active_object.type == "ARMATURE":
-            _lines(layout, "Not a mosa armature: Generate makes a new one beside it.", "INFO")
+            name = context.active_object.name
+            _lines(layout, f"{name}: your own armature. Generate and Sequence retarget onto it; "
+                   "Regenerate and Extend need a mosa armature.", "INFO")  # fmt: skip
 
 
 class VIEW3D_PT_mosa_generate(_Panel, bpy.types.Panel):
