@@ -421,7 +421,9 @@ def test_cli_rejects_bad_batching_flags_before_loading(flags, monkeypatch):
 def test_generate_onto_a_rig_sent_as_bvh(client, shared_data, tmp_path):
     """``rig_bvh``: the BVH comes back on the character's skeleton (a Rigify-named CMU rig,
     recognised from its structure); a rig that cannot be mapped is a 422 naming the fix."""
-    from mosa.motion.bvh import parse_bvh, read_bvh
+    from dataclasses import replace
+
+    from mosa.motion.bvh import format_bvh, parse_bvh, read_bvh
     from rig_variants import write_variant
 
     rig_path = write_variant(shared_data / "cmu" / "01_01.bvh", tmp_path, "rigify")
@@ -436,3 +438,8 @@ def test_generate_onto_a_rig_sent_as_bvh(client, shared_data, tmp_path):
     assert out.frame_time == pytest.approx(rig.frame_time) and out.num_frames == 235
     bad = client.post("/api/generate", json={**body, "rig_bvh": "HIERARCHY\nROOT a\n{"})
     assert bad.status_code == 422 and "rig_bvh" in bad.json()["detail"]
+    # a rig the retargeting cannot pose is refused before generating, as --rig is
+    still = replace(rig, channels=[tuple(c for c in ch if "position" in c) for ch in rig.channels])
+    still = replace(still, motion=still.motion[:, : sum(len(c) for c in still.channels)])
+    bad = client.post("/api/generate", json={**body, "rig_bvh": format_bvh(still)})
+    assert bad.status_code == 422 and "no rotation channels" in bad.json()["detail"]

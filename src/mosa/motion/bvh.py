@@ -416,12 +416,19 @@ def _number_format(precision: int | None):
 
 
 def write_bvh(path: str | os.PathLike, data: BVHData, precision: int | None = 6) -> None:
-    """Write ``data`` as a BVH file (atomically).
+    """Write ``data`` as a BVH file (atomically): the text of ``format_bvh``."""
+    text = format_bvh(data, precision)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def format_bvh(data: BVHData, precision: int | None = 6) -> str:
+    """``data`` as BVH text.
 
     ``precision``: decimals per value; None writes each value's shortest exact form, so a file
     read with ``read_bvh`` and written back keeps every channel value bit for bit.
 
-    The file lists joints depth-first, so its joint order (and the motion columns) may differ
+    The text lists joints depth-first, so its joint order (and the motion columns) may differ
     from ``data``'s when a joint's children are not contiguous; names are kept.
     """
     children: list[list[int]] = [[] for _ in data.names]
@@ -465,8 +472,7 @@ def write_bvh(path: str | os.PathLike, data: BVHData, precision: int | None = 6)
     columns = data.channel_columns()
     motion = data.motion[:, np.concatenate([columns[j] for j in order])]
     body = "\n".join(fmt(row) for row in motion)
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(out) + "\n" + body + "\n")
+    return "\n".join(out) + "\n" + body + "\n"
 
 
 # -------------------------------------------------- inverse kinematics for the 22-joint body

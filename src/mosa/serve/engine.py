@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -333,13 +331,10 @@ def _guard(fn: Callable) -> Any:
 
 
 def bvh_text(joints: np.ndarray, fps: float) -> str:
-    """The BVH file of ``joints (T, 22, 3)`` as text."""
-    from mosa.motion.bvh import save_bvh
+    """The BVH file of ``joints (T, 22, 3)`` as text (what ``save_bvh`` writes)."""
+    from mosa.motion.bvh import format_bvh, skeleton_bvh
 
-    with tempfile.TemporaryDirectory(prefix="mosa-serve-") as tmp:
-        path = Path(tmp) / "motion.bvh"
-        save_bvh(path, joints, fps)
-        return path.read_text()
+    return format_bvh(skeleton_bvh(joints, fps))
 
 
 def parse_rig(text: str | None, mapping: dict[str, str | None] | None = None) -> Rig | None:
@@ -348,11 +343,11 @@ def parse_rig(text: str | None, mapping: dict[str, str | None] | None = None) ->
     if text is None:
         return None
     from mosa.motion.bvh import parse_bvh
-    from mosa.motion.retarget import resolve_mapping
+    from mosa.motion.rig_out import rig_frame
 
     limits.check("MOSA_MAX_FILE_MB", len(text.encode()) / 2**20, "the rig_bvh text")
     bvh = parse_bvh(text, "rig_bvh")
-    resolve_mapping(bvh, mapping)  # MosaError naming the fix for an unmappable rig
+    rig_frame(bvh, mapping)  # MosaError naming the fix, as `mosa generate --rig` checks it
     return Rig(bvh, mapping)
 
 
@@ -366,16 +361,12 @@ class Rig:
 
 def rig_bvh_text(m: GeneratedMotion, rig: Rig, foot_lock: bool = True) -> str:
     """The BVH text of ``m``'s export on ``rig``'s skeleton (fitted, feet locked)."""
-    from mosa.motion.bvh import write_bvh
+    from mosa.motion.bvh import format_bvh
     from mosa.motion.io import prepare_generated
     from mosa.motion.rig_out import retarget_to_rig
 
     joints = prepare_generated(m.joints, m.features, foot_lock=foot_lock)
-    data = retarget_to_rig(joints, rig.bvh, m.fps, mapping=rig.mapping)
-    with tempfile.TemporaryDirectory(prefix="mosa-serve-") as tmp:
-        path = Path(tmp) / "motion.bvh"
-        write_bvh(path, data)
-        return path.read_text()
+    return format_bvh(retarget_to_rig(joints, rig.bvh, m.fps, mapping=rig.mapping))
 
 
 def sample_json(
