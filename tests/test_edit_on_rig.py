@@ -8,7 +8,7 @@ from tests.tiny_models import write_tiny_pipeline
 import mosa
 from mosa.cli import edit as cli_edit
 from mosa.edit.modes import edit_span, inbetween, outpaint
-from mosa.edit.on_rig import edit_on_joints, edit_on_rig, save_edit, take_of
+from mosa.edit.on_rig import check_edit_rig, edit_on_joints, edit_on_rig, save_edit, take_of
 from mosa.errors import MosaError
 from mosa.motion.bvh import read_bvh
 from mosa.motion.io import read_motion, write_motion
@@ -103,8 +103,9 @@ def test_rig_flag(pipe, cmu, tmp_path, shared_data):
     assert read_bvh(out).num_frames == len(m.joints)  # mosa's skeleton at 20 fps
     with pytest.raises(MosaError, match="unknown rig"):
         save_edit(m, tmp_path / "x.bvh", [src], rig="robot")
-    args = cli_edit.add_arguments.__module__  # the CLI checks --rig before loading anything
-    assert args == "mosa.cli.edit"
+    # the CLI checks --rig with the same function before loading anything
+    assert cli_edit.check_edit_rig is check_edit_rig
     with pytest.raises(MosaError, match="generate --rig") as e:
-        cli_edit.check_rig_arg("character.bvh")
+        save_edit(m, tmp_path / "x.bvh", [src], rig="character.bvh")
     assert "--rig smpl" in e.value.hint
+    assert not (tmp_path / "x.bvh").exists()

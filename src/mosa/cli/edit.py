@@ -29,7 +29,7 @@ from mosa.edit.modes import (
     outpaint,
     parse_context,
 )
-from mosa.edit.on_rig import RIGS, save_edit
+from mosa.edit.on_rig import check_edit_rig, save_edit
 from mosa.edit.seams import DEFAULT_BLEND
 from mosa.errors import MosaError
 from mosa.motion.io import read_motion
@@ -80,18 +80,6 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
 
 
-def check_rig_arg(rig: str) -> None:
-    """``MosaError`` unless ``--rig`` of an edit is 'source' or 'smpl'."""
-    if rig not in RIGS:
-        hint = "use --rig source (the default) or --rig smpl"
-        if rig.lower().endswith(".bvh"):
-            hint = (
-                "an edit stays on its source's rig; to put a motion on another character use "
-                "mosa generate --rig character.bvh, or " + hint
-            )
-        raise MosaError(f"--rig {rig}: unknown rig for an edit", hint)
-
-
 def context_arg(text: str) -> float | None:
     """argparse type of ``--context``: seconds >= 0, or ``all`` (None: the whole motion)."""
     try:
@@ -124,7 +112,7 @@ def check_edit_options(args: argparse.Namespace) -> tuple[int, int, int, float]:
     check_seed_arg(args.seed)
     check_positive_arg(args.blend, "--blend")
     check_sampling_args(args)
-    check_rig_arg(args.rig)
+    check_edit_rig(args.rig)
     return check_pipeline_args(args)
 
 

@@ -455,6 +455,19 @@ def _only(bvh: BVHData, j: int) -> BVHData:
 RIGS = ("source", "smpl")
 
 
+def check_edit_rig(rig: str) -> None:
+    """``MosaError`` unless an edit's ``rig`` is 'source' or 'smpl' (``RIGS``)."""
+    if rig in RIGS:
+        return
+    hint = "use --rig source (the default) or --rig smpl"
+    if str(rig).lower().endswith(".bvh"):
+        hint = (
+            "an edit stays on its source's rig; to put a motion on another character use "
+            "mosa generate --rig character.bvh (mosa.motion.rig_out), or " + hint
+        )
+    raise MosaError(f"--rig {rig}: unknown rig for an edit", hint)
+
+
 def lock_generated_feet(m: EditedMotion) -> np.ndarray:
     """``m.joints`` with the feet locked (``motion.footlock``) where the generator's contacts
     say so on generated frames; kept frames are left as they are."""
@@ -490,13 +503,7 @@ def save_edit(
     from mosa.motion.bvh import read_bvh, write_bvh
     from mosa.motion.io import write_motion
 
-    if rig not in RIGS:
-        raise MosaError(
-            f"unknown rig '{rig}' for an edit",
-            "an edit is written on its source's rig (default) or with --rig smpl on mosa's "
-            "skeleton; to put it on another character, retarget its output with mosa.motion."
-            "rig_out",
-        )
+    check_edit_rig(rig)
     path = Path(path)
     if foot_lock:
         m = replace(m, joints=lock_generated_feet(m))
